@@ -4,7 +4,8 @@ use std::hash::{Hash, Hasher};
 
 use stele_host_api::limits;
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig, Strategy,
+    Config, Engine, Inlining, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig,
+    Strategy,
 };
 
 use crate::instrument::INSTRUMENTATION_VERSION;
@@ -15,6 +16,9 @@ use crate::schedule::GasSchedule;
 /// below it, so wasmtime's own check never decides a trap.
 pub const NATIVE_WASM_STACK_BYTES: usize = 1024 * 1024;
 
+// Accounted frames stay within `STACK_BYTES_MAX` of estimate, one
+// unaccounted leaf frame within as much again; real frames are smaller than
+// their estimates, and this leaves a further factor of two.
 const _: () = assert!(NATIVE_WASM_STACK_BYTES >= 4 * limits::STACK_BYTES_MAX);
 
 /// Builds the engine: Cranelift with NaN canonicalization, fuel metering
@@ -30,6 +34,9 @@ pub(crate) fn build(
         .strategy(Strategy::Cranelift)
         .cranelift_opt_level(OptLevel::Speed)
         .cranelift_nan_canonicalization(true)
+        // Inlining changes no gas figure: fuel is counted per wasm operator
+        // before inlining. It removes most of the cost of small functions.
+        .compiler_inlining(Inlining::Yes)
         .consume_fuel(metered)
         .operator_cost(schedule.operator_cost())
         .max_wasm_stack(NATIVE_WASM_STACK_BYTES)

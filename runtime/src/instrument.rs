@@ -16,6 +16,11 @@
 //! global.get $sp; i32.const FRAME; i32.sub; global.set $sp
 //! ```
 //!
+//! Leaf functions (no calls to wasm, directly, indirectly or through a
+//! nested contract call) are left as they are: at most one leaf frame sits
+//! above the accounted ones, and its size is bounded by validation, so
+//! skipping them keeps the bound while sparing the hottest small helpers.
+//!
 //! Branches to the function's outermost label now land in the wrapping block
 //! and fall through to the epilogue, so no branch needs renumbering. The
 //! global is exported as [`STACK_GLOBAL_EXPORT`]: the runtime sets it before
@@ -41,7 +46,7 @@ use crate::validate::ModuleInfo;
 pub const STACK_GLOBAL_EXPORT: &str = "__stele_stack";
 
 /// Version of the rewriting below; part of every compiled-code cache key.
-pub const INSTRUMENTATION_VERSION: u32 = 1;
+pub const INSTRUMENTATION_VERSION: u32 = 2;
 
 /// Rewrites a validated module with deterministic stack accounting.
 ///
@@ -215,6 +220,9 @@ impl Reencode for Instrumenter<'_> {
     ) -> Result<(), reencode::Error> {
         let defined_idx = self.n_defined_seen;
         self.n_defined_seen += 1;
+        if self.info.leaf[defined_idx] {
+            return utils::parse_function_body(self, code, body);
+        }
         let function_idx = self.info.n_imported_functions as usize + defined_idx;
         let frame = self.info.frame_bytes[defined_idx] as i32;
         let type_idx = self.function_types[function_idx] as usize;

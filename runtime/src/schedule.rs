@@ -104,7 +104,7 @@ pub const GAS_SCHEDULE_V1: GasSchedule = GasSchedule {
     ed25519_verify_base: 50_000,
     ed25519_verify_per_byte: 2,
     deploy_base: 100_000,
-    deploy_per_byte: 500,
+    deploy_per_byte: 2_000,
     stack_frame_base_bytes: 64,
     stack_slot_bytes: 8,
     stack_host_call_bytes: 16 * 1024,

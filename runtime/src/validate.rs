@@ -143,6 +143,10 @@ pub struct ModuleInfo {
     /// Stack estimate of each defined function's frame, in bytes, in
     /// definition order.
     pub frame_bytes: Vec<u32>,
+    /// Whether each defined function is a leaf: it calls no wasm function
+    /// (directly or indirectly) and no host function that runs wasm, so it
+    /// can never be more than one frame above an accounted one.
+    pub leaf: Vec<bool>,
     /// Names of the exported methods (`[] -> []` functions), sorted.
     pub methods: Vec<String>,
 }
@@ -293,6 +297,10 @@ struct Pass<'s> {
     n_memories: u32,
     n_locals_total: u64,
     frame_bytes: Vec<u32>,
+    leaf: Vec<bool>,
+    /// Per imported function: whether it can run wasm (a nested call, or
+    /// an upgrade's migration).
+    import_runs_wasm: Vec<bool>,
     export_names: BTreeSet<String>,
     methods: Vec<String>,
     memory_exported: bool,
@@ -327,6 +335,8 @@ pub fn validate(code: &[u8], schedule: &GasSchedule) -> Result<ModuleInfo, Valid
         n_memories: 0,
         n_locals_total: 0,
         frame_bytes: Vec::new(),
+        leaf: Vec::new(),
+        import_runs_wasm: Vec::new(),
         export_names: BTreeSet::new(),
         methods: Vec::new(),
         memory_exported: false,
@@ -565,6 +575,9 @@ impl Pass<'_> {
                 }
                 self.function_types.push(type_idx);
                 self.n_imported_functions += 1;
+                let runs_wasm =
+                    [abi::CONTRACT_CALL.name, abi::CODE_UPGRADE.name].contains(&import.name);
+                self.import_runs_wasm.push(runs_wasm);
                 return Ok(());
             }
             TypeRef::Memory(_) => "memory",
@@ -699,6 +712,7 @@ impl Pass<'_> {
 
         let mut operators = body.get_operators_reader().map_err(malformed)?;
         let mut max_height = 0u32;
+        let mut leaf = true;
         while !operators.eof() {
             let offset = operators.original_position();
             let op = operators.read().map_err(malformed)?;
@@ -709,6 +723,14 @@ impl Pass<'_> {
                     function_idx: idx,
                 });
             }
+            leaf &= match op {
+                Operator::Call { function_index } => self
+                    .import_runs_wasm
+                    .get(function_index as usize)
+                    .is_some_and(|runs| !runs),
+                Operator::CallIndirect { .. } => false,
+                _ => true,
+            };
             func.op(offset, &op).map_err(malformed)?;
             let depth = u64::from(func.control_stack_height());
             limit(
@@ -734,6 +756,7 @@ impl Pass<'_> {
             idx,
         )?;
         self.frame_bytes.push(frame as u32);
+        self.leaf.push(leaf);
         Ok(())
     }
 
@@ -749,6 +772,7 @@ impl Pass<'_> {
             n_imported_functions: self.n_imported_functions,
             n_globals: self.n_globals,
             frame_bytes: self.frame_bytes,
+            leaf: self.leaf,
             methods: self.methods,
         })
     }
