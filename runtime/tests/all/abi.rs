@@ -253,7 +253,7 @@ fn init_runs_once_at_deployment_and_addresses_are_not_reused() {
         address: address(1),
         code: code.clone(),
         init_input: Some(vec![]),
-        gas_limit: 1_000_000_000,
+        gas_limit: 10_000_000_000,
     };
     let outcome = chain
         .runtime

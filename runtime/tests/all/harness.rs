@@ -69,7 +69,7 @@ impl Chain {
             address: address(n),
             code: code.to_vec(),
             init_input: None,
-            gas_limit: 1_000_000_000,
+            gas_limit: 10_000_000_000,
         };
         let outcome = self
             .runtime
