@@ -1,0 +1,31 @@
+;; A contract written by hand against the host ABI: `greet` takes a name,
+;; counts greetings in storage, emits a `greeted` event and returns a
+;; greeting.
+(module
+  (import "stele" "input_len" (func $input_len (result i32)))
+  (import "stele" "input_read" (func $input_read (param i32)))
+  (import "stele" "storage_read" (func $storage_read (param i32 i32 i32 i32) (result i32)))
+  (import "stele" "storage_write" (func $storage_write (param i32 i32 i32 i32)))
+  (import "stele" "event_emit" (func $event_emit (param i32 i32 i32 i32)))
+  (import "stele" "blake3" (func $blake3 (param i32 i32 i32)))
+  (import "stele" "return_set" (func $return_set (param i32 i32)))
+  (import "stele" "abort" (func $abort (param i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "greetings" "greeted" "hello, " "name too long")
+  ;; 0 "greetings"(9) 9 "greeted"(7) 16 "hello, "(7) 23 "name too long"(13)
+  ;; 64: counter (u64); 96: topic; 256: "hello, " ‖ name ‖ "!"
+  (func (export "greet")
+    (local $len i32)
+    (local.set $len (call $input_len))
+    (if (i32.gt_u (local.get $len) (i32.const 1024))
+      (then (call $abort (i32.const 23) (i32.const 13))))
+    (memory.copy (i32.const 256) (i32.const 16) (i32.const 7))
+    (call $input_read (i32.const 263))
+    (i32.store8 (i32.add (i32.const 263) (local.get $len)) (i32.const 33))
+    (drop (call $storage_read (i32.const 0) (i32.const 9) (i32.const 64) (i32.const 8)))
+    (i64.store (i32.const 64) (i64.add (i64.load (i32.const 64)) (i64.const 1)))
+    (call $storage_write (i32.const 0) (i32.const 9) (i32.const 64) (i32.const 8))
+    (call $blake3 (i32.const 9) (i32.const 7) (i32.const 96))
+    (call $event_emit (i32.const 96) (i32.const 1) (i32.const 263) (local.get $len))
+    (call $return_set (i32.const 256) (i32.add (local.get $len) (i32.const 8))))
+)

@@ -1,0 +1,364 @@
+//! Generators and oracles for Stele's fuzz targets.
+//!
+//! The targets in `fuzz/` are thin glue around the three `check_*`
+//! functions here, which build inputs and assert the properties the runtime
+//! promises:
+//!
+//! * [`check_deploy_raw`] — arbitrary bytes through validation and
+//!   compilation: never a panic, and validation and the engine agree.
+//! * [`check_exec_smith`] — a wasm-smith module importing the host ABI, run
+//!   under a gas limit: always terminates, never a host fault, and the same
+//!   outcome twice.
+//! * [`check_host_calls`] — a contract making arbitrary host calls with
+//!   arbitrary pointers and lengths: never a host fault, the same outcome
+//!   twice.
+//!
+//! Living outside `fuzz/`, this crate is built and its tests run on stable
+//! with the rest of the workspace.
+
+use std::sync::OnceLock;
+
+use arbitrary::{Arbitrary, Unstructured};
+use stele_host_api::{Address, abi};
+use stele_runtime::{Call, Context, Deploy, MemoryStorage, Outcome, PrepareError, Runtime, RuntimeConfig};
+use wasm_encoder::{
+    CodeSection, ConstExpr, DataSection, EntityType, ExportKind, ExportSection, Function, FunctionSection,
+    ImportSection, Instruction, MemorySection, MemoryType, Module, TypeSection, ValType,
+};
+
+/// Gas each fuzzed call may use.
+pub const FUZZ_GAS: u64 = 2_000_000;
+
+fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::new(RuntimeConfig { instance_slots: 32, ..RuntimeConfig::default() }).unwrap())
+}
+
+const DEPLOYER: Address = Address([0xd0; 32]);
+const CONTRACT: Address = Address([0xc0; 32]);
+const PEER: Address = Address([0xc1; 32]);
+
+/// Arbitrary bytes through validation and compilation.
+///
+/// # Panics
+/// When the runtime panics, or when validation and compilation disagree.
+pub fn check_deploy_raw(bytes: &[u8]) {
+    let runtime = runtime();
+    let validated = runtime.validate(bytes);
+    let prepared = runtime.prepare(bytes);
+    match (validated, prepared) {
+        (Ok(_), Ok(_)) | (Err(_), Err(PrepareError::Invalid(_))) => {}
+        (Ok(_), Err(error)) => panic!("validation accepted code that preparation refused: {error}"),
+        (Err(error), Ok(_)) => panic!("preparation accepted code that validation refused: {error}"),
+        (Err(_), Err(PrepareError::Fault(fault))) => panic!("host fault on invalid code: {fault}"),
+    }
+}
+
+/// A module that imports every host function, for wasm-smith to draw from.
+pub fn abi_imports_module() -> Vec<u8> {
+    let mut types = TypeSection::new();
+    let mut imports = ImportSection::new();
+    for (idx, function) in abi::IMPORTS.iter().enumerate() {
+        types.ty().function(function.params.iter().map(val_type), function.results.iter().map(val_type));
+        imports.import(abi::MODULE, function.name, EntityType::Function(idx as u32));
+    }
+    let mut module = Module::new();
+    module.section(&types).section(&imports);
+    module.finish()
+}
+
+fn val_type(ty: &abi::ValType) -> ValType {
+    match ty {
+        abi::ValType::I32 => ValType::I32,
+        abi::ValType::I64 => ValType::I64,
+    }
+}
+
+/// wasm-smith settings: the host ABI as the imports, a `memory` and a
+/// `run` method as the exports, and only the wasm features Stele accepts.
+pub fn smith_config() -> wasm_smith::Config {
+    let exports = {
+        let mut types = TypeSection::new();
+        types.ty().function([], []);
+        let mut functions = FunctionSection::new();
+        functions.function(0);
+        let mut memories = MemorySection::new();
+        memories.memory(MemoryType { minimum: 1, maximum: None, memory64: false, shared: false, page_size_log2: None });
+        let mut exports = ExportSection::new();
+        exports.export(abi::MEMORY_EXPORT, ExportKind::Memory, 0).export("run", ExportKind::Func, 0);
+        let mut code = CodeSection::new();
+        let mut body = Function::new([]);
+        body.instruction(&Instruction::End);
+        code.function(&body);
+        let mut module = Module::new();
+        module.section(&types).section(&functions).section(&memories).section(&exports).section(&code);
+        module.finish()
+    };
+    wasm_smith::Config {
+        available_imports: Some(abi_imports_module()),
+        exports: Some(exports),
+        allow_start_export: false,
+        simd_enabled: false,
+        relaxed_simd_enabled: false,
+        threads_enabled: false,
+        tail_call_enabled: false,
+        gc_enabled: false,
+        exceptions_enabled: false,
+        memory64_enabled: false,
+        extended_const_enabled: false,
+        wide_arithmetic_enabled: false,
+        custom_page_sizes_enabled: false,
+        reference_types_enabled: false,
+        bulk_memory_enabled: true,
+        multi_value_enabled: true,
+        saturating_float_to_int_enabled: true,
+        sign_extension_ops_enabled: true,
+        // The exported memory is always generated; no others.
+        max_memories: 0,
+        max_memory32_bytes: stele_host_api::limits::MEMORY_BYTES_MAX as u64,
+        max_tables: 1,
+        max_table_elements: stele_host_api::limits::TABLE_ELEMENTS_MAX as u64,
+        max_funcs: 50,
+        max_instructions: 500,
+        max_nesting_depth: 16,
+        ..wasm_smith::Config::default()
+    }
+}
+
+fn call(runtime: &Runtime, storage: &MemoryStorage, method: &str, input: &[u8]) -> Outcome {
+    let ctx = Context { block_height: 1, block_time_ms: 1, origin: DEPLOYER, tx_hash: [1; 32] };
+    let call = Call { caller: DEPLOYER, contract: CONTRACT, method: method.into(), input: input.to_vec(), gas_limit: FUZZ_GAS };
+    let outcome = runtime.call(storage, &ctx, &call).unwrap_or_else(|fault| panic!("host fault: {fault}"));
+    assert!(outcome.gas_used <= FUZZ_GAS, "used {} gas of {FUZZ_GAS}", outcome.gas_used);
+    outcome
+}
+
+/// State with `code` deployed at the fuzzed address and a peer contract
+/// (the same code) for cross-contract calls; `None` if deployment failed.
+fn deploy(runtime: &Runtime, code: &[u8]) -> Option<MemoryStorage> {
+    let mut storage = MemoryStorage::new();
+    storage.insert(stele_runtime::storage::keys::balance(&CONTRACT), 1_000u128.to_le_bytes().to_vec());
+    for address in [CONTRACT, PEER] {
+        let deploy = Deploy { deployer: DEPLOYER, address, code: code.to_vec(), init_input: None, gas_limit: u64::MAX };
+        let outcome = runtime
+            .deploy(&storage, &Context::default(), &deploy)
+            .unwrap_or_else(|fault| panic!("host fault deploying: {fault}"));
+        if !outcome.is_success() {
+            return None;
+        }
+        storage.apply(&outcome.writes);
+    }
+    Some(storage)
+}
+
+/// A wasm-smith module run under a gas limit. Returns whether it ran (the
+/// module may break one of Stele's limits and be refused at deployment).
+///
+/// # Panics
+/// On a host fault, on gas over the limit, or when two runs differ.
+pub fn check_exec_smith(u: &mut Unstructured<'_>) -> arbitrary::Result<bool> {
+    let module = wasm_smith::Module::new(smith_config(), u)?;
+    let code = module.to_bytes();
+    let runtime = runtime();
+    let Some(storage) = deploy(runtime, &code) else {
+        return Ok(false);
+    };
+    let input: Vec<u8> = u.arbitrary()?;
+    let first = call(runtime, &storage, "run", &input);
+    let second = call(runtime, &storage, "run", &input);
+    assert_eq!(first, second, "two runs of the same call differ");
+    Ok(true)
+}
+
+/// An argument of a host call: mostly the values that find bugs.
+#[derive(Arbitrary, Clone, Copy, Debug)]
+pub enum Arg {
+    /// A small value: a plausible length or an offset near zero.
+    Small(u8),
+    /// A value at a boundary.
+    Edge(Edge),
+    /// Anything.
+    Any(i64),
+}
+
+/// Boundary values for pointers and lengths.
+#[derive(Arbitrary, Clone, Copy, Debug)]
+pub enum Edge {
+    /// Zero.
+    Zero,
+    /// The end of the memory (two pages).
+    MemoryEnd,
+    /// One byte short of the end.
+    MemoryEndMinusOne,
+    /// `u32::MAX`, as `-1`.
+    U32Max,
+    /// `i32::MAX`.
+    I32Max,
+    /// `i32::MIN`.
+    I32Min,
+    /// A limit of the ABI plus one.
+    OverKeyLimit,
+    /// An offset where the module keeps an address.
+    Address,
+}
+
+impl Arg {
+    fn value(self) -> i64 {
+        const MEMORY_BYTES: i64 = 2 * 65_536;
+        match self {
+            Arg::Small(value) => i64::from(value),
+            Arg::Edge(Edge::Zero) => 0,
+            Arg::Edge(Edge::MemoryEnd) => MEMORY_BYTES,
+            Arg::Edge(Edge::MemoryEndMinusOne) => MEMORY_BYTES - 1,
+            Arg::Edge(Edge::U32Max) => -1,
+            Arg::Edge(Edge::I32Max) => i64::from(i32::MAX),
+            Arg::Edge(Edge::I32Min) => i64::from(i32::MIN),
+            Arg::Edge(Edge::OverKeyLimit) => stele_host_api::limits::STORAGE_KEY_BYTES_MAX as i64 + 1,
+            Arg::Edge(Edge::Address) => 1024,
+            Arg::Any(value) => value,
+        }
+    }
+}
+
+/// One host call: which function (modulo the ABI's size) and its arguments.
+#[derive(Arbitrary, Clone, Debug)]
+pub struct HostCall {
+    /// Index into `abi::IMPORTS`, taken modulo its length.
+    pub function: u8,
+    /// Arguments; the first ones the function takes are used.
+    pub args: [Arg; 6],
+}
+
+/// A sequence of host calls, compiled into a contract's `run` method.
+#[derive(Arbitrary, Clone, Debug)]
+pub struct HostCalls {
+    /// The calls, in order.
+    pub calls: Vec<HostCall>,
+}
+
+impl HostCalls {
+    /// The contract: every ABI import, two pages of memory holding the
+    /// peer's address at offset 1024, and `run` making the calls.
+    pub fn to_wasm(&self) -> Vec<u8> {
+        let n_imports = abi::IMPORTS.len() as u32;
+        let mut types = TypeSection::new();
+        let mut imports = ImportSection::new();
+        for (idx, function) in abi::IMPORTS.iter().enumerate() {
+            types.ty().function(function.params.iter().map(val_type), function.results.iter().map(val_type));
+            imports.import(abi::MODULE, function.name, EntityType::Function(idx as u32));
+        }
+        types.ty().function([], []);
+        let mut functions = FunctionSection::new();
+        functions.function(n_imports);
+        let mut memories = MemorySection::new();
+        memories.memory(MemoryType { minimum: 2, maximum: None, memory64: false, shared: false, page_size_log2: None });
+        let mut exports = ExportSection::new();
+        exports.export(abi::MEMORY_EXPORT, ExportKind::Memory, 0).export("run", ExportKind::Func, n_imports);
+        let mut body = Function::new([]);
+        for call in self.calls.iter().take(64) {
+            let idx = call.function as usize % abi::IMPORTS.len();
+            let function = &abi::IMPORTS[idx];
+            for (param, arg) in function.params.iter().zip(call.args) {
+                body.instruction(&match param {
+                    abi::ValType::I32 => Instruction::I32Const(arg.value() as i32),
+                    abi::ValType::I64 => Instruction::I64Const(arg.value()),
+                });
+            }
+            body.instruction(&Instruction::Call(idx as u32));
+            for _ in function.results {
+                body.instruction(&Instruction::Drop);
+            }
+        }
+        body.instruction(&Instruction::End);
+        let mut code = CodeSection::new();
+        code.function(&body);
+        let mut data = DataSection::new();
+        data.active(0, &ConstExpr::i32_const(1024), PEER.0);
+        data.active(0, &ConstExpr::i32_const(0), *b"run\0key\0value");
+        let mut module = Module::new();
+        module
+            .section(&types)
+            .section(&imports)
+            .section(&functions)
+            .section(&memories)
+            .section(&exports)
+            .section(&code)
+            .section(&data);
+        module.finish()
+    }
+}
+
+/// Arbitrary host calls with arbitrary pointers and lengths.
+///
+/// # Panics
+/// On a host fault, on gas over the limit, or when two runs differ.
+pub fn check_host_calls(calls: &HostCalls) {
+    let code = calls.to_wasm();
+    let runtime = runtime();
+    let storage = deploy(runtime, &code).expect("the generated contract is always valid");
+    let first = call(runtime, &storage, "run", b"input");
+    let second = call(runtime, &storage, "run", b"input");
+    assert_eq!(first, second, "two runs of the same call differ");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic pseudo-random bytes, so the oracles run in CI.
+    fn bytes(seed: u64, len: usize) -> Vec<u8> {
+        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..len)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (state >> 33) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn deploy_raw_holds_on_garbage_and_on_real_modules() {
+        for seed in 0..64 {
+            check_deploy_raw(&bytes(seed, 200));
+        }
+        let mut module = HostCalls { calls: vec![] }.to_wasm();
+        check_deploy_raw(&module);
+        for cut in [1, 8, module.len() / 2] {
+            check_deploy_raw(&module[..module.len() - cut]);
+        }
+        module[9] ^= 0xff;
+        check_deploy_raw(&module);
+    }
+
+    #[test]
+    fn exec_smith_holds_on_many_seeds() {
+        let mut executed = 0;
+        for seed in 0..40 {
+            let data = bytes(seed, 4096);
+            if check_exec_smith(&mut Unstructured::new(&data)) == Ok(true) {
+                executed += 1;
+            }
+        }
+        // Generated modules stay within Stele's limits and get executed.
+        assert!(executed >= 30, "only {executed} of 40 modules ran");
+    }
+
+    #[test]
+    fn host_calls_hold_on_many_seeds_and_on_every_function() {
+        for seed in 0..40 {
+            let data = bytes(seed, 2048);
+            let calls = HostCalls::arbitrary(&mut Unstructured::new(&data)).unwrap();
+            check_host_calls(&calls);
+        }
+        // Every function at least once with edge arguments.
+        let every = HostCalls {
+            calls: (0..abi::IMPORTS.len() as u8)
+                .flat_map(|function| {
+                    [Edge::Zero, Edge::U32Max, Edge::MemoryEndMinusOne, Edge::Address]
+                        .map(|edge| HostCall { function, args: [Arg::Edge(edge); 6] })
+                })
+                .collect(),
+        };
+        check_host_calls(&every);
+    }
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace (release mode: the engine compiles and
+# runs contracts far faster, and the benchmarks share its build), then
+# checks that the benchmarks still build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+cargo test --workspace --release --locked
+cargo bench --workspace --locked --no-run
