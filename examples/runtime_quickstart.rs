@@ -12,16 +12,42 @@ fn main() {
     let mut state = MemoryStorage::new();
     let alice = Address([0xa1; 32]);
     let greeter = Address([0x01; 32]);
-    let ctx = Context { block_height: 1, block_time_ms: 1_700_000_000_000, origin: alice, tx_hash: [0; 32] };
+    let ctx = Context {
+        block_height: 1,
+        block_time_ms: 1_700_000_000_000,
+        origin: alice,
+        tx_hash: [0; 32],
+    };
 
-    let deploy = Deploy { deployer: alice, address: greeter, code, init_input: None, gas_limit: 1_000_000_000 };
-    let deployed = runtime.deploy(&state, &ctx, &deploy).expect("no host fault");
-    assert!(deployed.is_success(), "deployment failed: {:?}", deployed.trap);
+    let deploy = Deploy {
+        deployer: alice,
+        address: greeter,
+        code,
+        init_input: None,
+        gas_limit: 1_000_000_000,
+    };
+    let deployed = runtime
+        .deploy(&state, &ctx, &deploy)
+        .expect("no host fault");
+    assert!(
+        deployed.is_success(),
+        "deployment failed: {:?}",
+        deployed.trap
+    );
     state.apply(&deployed.writes);
-    println!("deployed the greeter at {greeter} for {} gas", deployed.gas_used);
+    println!(
+        "deployed the greeter at {greeter} for {} gas",
+        deployed.gas_used
+    );
 
     for name in ["Ada", "Grace"] {
-        let call = Call { caller: alice, contract: greeter, method: "greet".into(), input: name.into(), gas_limit: 1_000_000 };
+        let call = Call {
+            caller: alice,
+            contract: greeter,
+            method: "greet".into(),
+            input: name.into(),
+            gas_limit: 1_000_000,
+        };
         let outcome = runtime.call(&state, &ctx, &call).expect("no host fault");
         if let Some(trap) = &outcome.trap {
             eprintln!("greet({name}) trapped: {trap}");
@@ -29,11 +55,27 @@ fn main() {
         }
         state.apply(&outcome.writes);
         println!("greet({name:?})");
-        println!("  returned {:?}", String::from_utf8_lossy(&outcome.return_data));
+        println!(
+            "  returned {:?}",
+            String::from_utf8_lossy(&outcome.return_data)
+        );
         for event in &outcome.events {
-            let topic: String = event.topics[0].iter().take(4).map(|byte| format!("{byte:02x}")).collect();
-            println!("  event from {}: topic {topic}…, data {:?}", event.contract, String::from_utf8_lossy(&event.data));
+            let topic: String = event.topics[0]
+                .iter()
+                .take(4)
+                .map(|byte| format!("{byte:02x}"))
+                .collect();
+            println!(
+                "  event from {}: topic {topic}…, data {:?}",
+                event.contract,
+                String::from_utf8_lossy(&event.data)
+            );
         }
-        println!("  gas used {} of {}; {} state writes", outcome.gas_used, call.gas_limit, outcome.writes.len());
+        println!(
+            "  gas used {} of {}; {} state writes",
+            outcome.gas_used,
+            call.gas_limit,
+            outcome.writes.len()
+        );
     }
 }

@@ -20,10 +20,13 @@ use std::sync::OnceLock;
 
 use arbitrary::{Arbitrary, Unstructured};
 use stele_host_api::{Address, abi};
-use stele_runtime::{Call, Context, Deploy, MemoryStorage, Outcome, PrepareError, Runtime, RuntimeConfig};
+use stele_runtime::{
+    Call, Context, Deploy, MemoryStorage, Outcome, PrepareError, Runtime, RuntimeConfig,
+};
 use wasm_encoder::{
-    CodeSection, ConstExpr, DataSection, EntityType, ExportKind, ExportSection, Function, FunctionSection,
-    ImportSection, Instruction, MemorySection, MemoryType, Module, TypeSection, ValType,
+    CodeSection, ConstExpr, DataSection, EntityType, ExportKind, ExportSection, Function,
+    FunctionSection, ImportSection, Instruction, MemorySection, MemoryType, Module, TypeSection,
+    ValType,
 };
 
 /// Gas each fuzzed call may use.
@@ -31,7 +34,13 @@ pub const FUZZ_GAS: u64 = 2_000_000;
 
 fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| Runtime::new(RuntimeConfig { instance_slots: 32, ..RuntimeConfig::default() }).unwrap())
+    RUNTIME.get_or_init(|| {
+        Runtime::new(RuntimeConfig {
+            instance_slots: 32,
+            ..RuntimeConfig::default()
+        })
+        .unwrap()
+    })
 }
 
 const DEPLOYER: Address = Address([0xd0; 32]);
@@ -59,7 +68,10 @@ pub fn abi_imports_module() -> Vec<u8> {
     let mut types = TypeSection::new();
     let mut imports = ImportSection::new();
     for (idx, function) in abi::IMPORTS.iter().enumerate() {
-        types.ty().function(function.params.iter().map(val_type), function.results.iter().map(val_type));
+        types.ty().function(
+            function.params.iter().map(val_type),
+            function.results.iter().map(val_type),
+        );
         imports.import(abi::MODULE, function.name, EntityType::Function(idx as u32));
     }
     let mut module = Module::new();
@@ -83,15 +95,28 @@ pub fn smith_config() -> wasm_smith::Config {
         let mut functions = FunctionSection::new();
         functions.function(0);
         let mut memories = MemorySection::new();
-        memories.memory(MemoryType { minimum: 1, maximum: None, memory64: false, shared: false, page_size_log2: None });
+        memories.memory(MemoryType {
+            minimum: 1,
+            maximum: None,
+            memory64: false,
+            shared: false,
+            page_size_log2: None,
+        });
         let mut exports = ExportSection::new();
-        exports.export(abi::MEMORY_EXPORT, ExportKind::Memory, 0).export("run", ExportKind::Func, 0);
+        exports
+            .export(abi::MEMORY_EXPORT, ExportKind::Memory, 0)
+            .export("run", ExportKind::Func, 0);
         let mut code = CodeSection::new();
         let mut body = Function::new([]);
         body.instruction(&Instruction::End);
         code.function(&body);
         let mut module = Module::new();
-        module.section(&types).section(&functions).section(&memories).section(&exports).section(&code);
+        module
+            .section(&types)
+            .section(&functions)
+            .section(&memories)
+            .section(&exports)
+            .section(&code);
         module.finish()
     };
     wasm_smith::Config {
@@ -126,10 +151,27 @@ pub fn smith_config() -> wasm_smith::Config {
 }
 
 fn call(runtime: &Runtime, storage: &MemoryStorage, method: &str, input: &[u8]) -> Outcome {
-    let ctx = Context { block_height: 1, block_time_ms: 1, origin: DEPLOYER, tx_hash: [1; 32] };
-    let call = Call { caller: DEPLOYER, contract: CONTRACT, method: method.into(), input: input.to_vec(), gas_limit: FUZZ_GAS };
-    let outcome = runtime.call(storage, &ctx, &call).unwrap_or_else(|fault| panic!("host fault: {fault}"));
-    assert!(outcome.gas_used <= FUZZ_GAS, "used {} gas of {FUZZ_GAS}", outcome.gas_used);
+    let ctx = Context {
+        block_height: 1,
+        block_time_ms: 1,
+        origin: DEPLOYER,
+        tx_hash: [1; 32],
+    };
+    let call = Call {
+        caller: DEPLOYER,
+        contract: CONTRACT,
+        method: method.into(),
+        input: input.to_vec(),
+        gas_limit: FUZZ_GAS,
+    };
+    let outcome = runtime
+        .call(storage, &ctx, &call)
+        .unwrap_or_else(|fault| panic!("host fault: {fault}"));
+    assert!(
+        outcome.gas_used <= FUZZ_GAS,
+        "used {} gas of {FUZZ_GAS}",
+        outcome.gas_used
+    );
     outcome
 }
 
@@ -137,9 +179,18 @@ fn call(runtime: &Runtime, storage: &MemoryStorage, method: &str, input: &[u8]) 
 /// (the same code) for cross-contract calls; `None` if deployment failed.
 fn deploy(runtime: &Runtime, code: &[u8]) -> Option<MemoryStorage> {
     let mut storage = MemoryStorage::new();
-    storage.insert(stele_runtime::storage::keys::balance(&CONTRACT), 1_000u128.to_le_bytes().to_vec());
+    storage.insert(
+        stele_runtime::storage::keys::balance(&CONTRACT),
+        1_000u128.to_le_bytes().to_vec(),
+    );
     for address in [CONTRACT, PEER] {
-        let deploy = Deploy { deployer: DEPLOYER, address, code: code.to_vec(), init_input: None, gas_limit: u64::MAX };
+        let deploy = Deploy {
+            deployer: DEPLOYER,
+            address,
+            code: code.to_vec(),
+            init_input: None,
+            gas_limit: u64::MAX,
+        };
         let outcome = runtime
             .deploy(&storage, &Context::default(), &deploy)
             .unwrap_or_else(|fault| panic!("host fault deploying: {fault}"));
@@ -213,7 +264,9 @@ impl Arg {
             Arg::Edge(Edge::U32Max) => -1,
             Arg::Edge(Edge::I32Max) => i64::from(i32::MAX),
             Arg::Edge(Edge::I32Min) => i64::from(i32::MIN),
-            Arg::Edge(Edge::OverKeyLimit) => stele_host_api::limits::STORAGE_KEY_BYTES_MAX as i64 + 1,
+            Arg::Edge(Edge::OverKeyLimit) => {
+                stele_host_api::limits::STORAGE_KEY_BYTES_MAX as i64 + 1
+            }
             Arg::Edge(Edge::Address) => 1024,
             Arg::Any(value) => value,
         }
@@ -244,16 +297,27 @@ impl HostCalls {
         let mut types = TypeSection::new();
         let mut imports = ImportSection::new();
         for (idx, function) in abi::IMPORTS.iter().enumerate() {
-            types.ty().function(function.params.iter().map(val_type), function.results.iter().map(val_type));
+            types.ty().function(
+                function.params.iter().map(val_type),
+                function.results.iter().map(val_type),
+            );
             imports.import(abi::MODULE, function.name, EntityType::Function(idx as u32));
         }
         types.ty().function([], []);
         let mut functions = FunctionSection::new();
         functions.function(n_imports);
         let mut memories = MemorySection::new();
-        memories.memory(MemoryType { minimum: 2, maximum: None, memory64: false, shared: false, page_size_log2: None });
+        memories.memory(MemoryType {
+            minimum: 2,
+            maximum: None,
+            memory64: false,
+            shared: false,
+            page_size_log2: None,
+        });
         let mut exports = ExportSection::new();
-        exports.export(abi::MEMORY_EXPORT, ExportKind::Memory, 0).export("run", ExportKind::Func, n_imports);
+        exports
+            .export(abi::MEMORY_EXPORT, ExportKind::Memory, 0)
+            .export("run", ExportKind::Func, n_imports);
         let mut body = Function::new([]);
         for call in self.calls.iter().take(64) {
             let idx = call.function as usize % abi::IMPORTS.len();
@@ -307,10 +371,14 @@ mod tests {
 
     /// Deterministic pseudo-random bytes, so the oracles run in CI.
     fn bytes(seed: u64, len: usize) -> Vec<u8> {
-        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut state = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (0..len)
             .map(|_| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 (state >> 33) as u8
             })
             .collect()
@@ -354,8 +422,16 @@ mod tests {
         let every = HostCalls {
             calls: (0..abi::IMPORTS.len() as u8)
                 .flat_map(|function| {
-                    [Edge::Zero, Edge::U32Max, Edge::MemoryEndMinusOne, Edge::Address]
-                        .map(|edge| HostCall { function, args: [Arg::Edge(edge); 6] })
+                    [
+                        Edge::Zero,
+                        Edge::U32Max,
+                        Edge::MemoryEndMinusOne,
+                        Edge::Address,
+                    ]
+                    .map(|edge| HostCall {
+                        function,
+                        args: [Arg::Edge(edge); 6],
+                    })
                 })
                 .collect(),
         };

@@ -12,6 +12,7 @@
 //! * [`limits`] — every limit, as a named constant with its unit last.
 //! * [`types`] — ABI value types (addresses, hashes, events), encoded with
 //!   borsh.
+//! * [`spec`] — the contract spec the SDK embeds in a custom section.
 //!
 //! The ABI uses only plain `(pointer, length)` pairs of `i32` and integer
 //! status codes: the host never trusts a pointer and never keeps one.
@@ -22,6 +23,7 @@ extern crate alloc;
 
 pub mod abi;
 pub mod limits;
+pub mod spec;
 pub mod status;
 pub mod types;
 

@@ -47,6 +47,7 @@ pub mod instrument;
 mod outcome;
 mod overlay;
 pub mod schedule;
+pub mod spec;
 pub mod storage;
 pub mod validate;
 

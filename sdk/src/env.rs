@@ -1,0 +1,344 @@
+//! The contract's environment: safe wrappers over the host ABI.
+//!
+//! Each function here is one host call. Outside wasm (native tests of a
+//! contract crate) the host does not exist: the functions panic, and tests
+//! run the compiled contract through `stele-testkit` instead.
+
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::client::CallError;
+use crate::event::Event;
+use crate::{Address, limits};
+use stele_host_api::status;
+
+macro_rules! host_functions {
+    ($( fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?; )*) => {
+        #[cfg(target_arch = "wasm32")]
+        mod sys {
+            #[link(wasm_import_module = "stele")]
+            unsafe extern "C" {
+                $( pub fn $name($($arg: $ty),*) $(-> $ret)?; )*
+            }
+        }
+
+        #[cfg(not(target_arch = "wasm32"))]
+        #[allow(unused_variables, dead_code, clippy::missing_safety_doc)]
+        mod sys {
+            $(
+                pub unsafe fn $name($($arg: $ty),*) $(-> $ret)? {
+                    panic!(concat!(
+                        "stele::", stringify!($name),
+                        " is a host function: run the contract's wasm (stele-testkit) to call it"
+                    ))
+                }
+            )*
+        }
+    };
+}
+
+host_functions! {
+    fn input_len() -> i32;
+    fn input_read(dst: *mut u8);
+    fn return_set(ptr: *const u8, len: i32);
+    fn abort(ptr: *const u8, len: i32);
+    fn log(ptr: *const u8, len: i32);
+    fn storage_read(key: *const u8, key_len: i32, dst: *mut u8, cap: i32) -> i32;
+    fn storage_write(key: *const u8, key_len: i32, value: *const u8, value_len: i32);
+    fn storage_remove(key: *const u8, key_len: i32) -> i32;
+    fn storage_has(key: *const u8, key_len: i32) -> i32;
+    fn storage_next(prefix: *const u8, prefix_len: i32, start: *const u8, start_len: i32, dst: *mut u8, cap: i32) -> i32;
+    fn caller(dst: *mut u8);
+    fn self_address(dst: *mut u8);
+    fn origin(dst: *mut u8);
+    fn tx_hash(dst: *mut u8);
+    fn block_height() -> i64;
+    fn block_time() -> i64;
+    fn gas_left() -> i64;
+    fn event_emit(topics: *const u8, n_topics: i32, data: *const u8, data_len: i32);
+    fn contract_call(address: *const u8, method: *const u8, method_len: i32, input: *const u8, input_len: i32, gas: i64) -> i32;
+    fn call_result_read(dst: *mut u8, cap: i32) -> i32;
+    fn balance(address: *const u8, dst: *mut u8);
+    fn transfer(address: *const u8, amount: *const u8) -> i32;
+    fn blake3(data: *const u8, len: i32, dst: *mut u8);
+    fn ed25519_verify(public_key: *const u8, signature: *const u8, message: *const u8, len: i32) -> i32;
+    fn code_upgrade(code: *const u8, code_len: i32, input: *const u8, input_len: i32);
+}
+
+/// The call's raw input.
+pub fn input() -> Vec<u8> {
+    // SAFETY: the host writes exactly `input_len` bytes to the buffer.
+    unsafe {
+        let len = sys::input_len() as usize;
+        let mut buffer = vec![0u8; len];
+        sys::input_read(buffer.as_mut_ptr());
+        buffer
+    }
+}
+
+/// Sets the call's raw return data.
+pub fn set_return(data: &[u8]) {
+    // SAFETY: the host only reads `data`.
+    unsafe { sys::return_set(data.as_ptr(), data.len() as i32) }
+}
+
+/// Stops the call with `message`; its writes are rolled back and the
+/// message reaches the caller.
+pub fn abort(message: &str) -> ! {
+    let message = &message.as_bytes()[..message.len().min(limits::ABORT_MESSAGE_BYTES_MAX)];
+    // SAFETY: the host only reads `message`, and never returns.
+    unsafe { sys::abort(message.as_ptr(), message.len() as i32) };
+    #[allow(clippy::empty_loop)]
+    loop {}
+}
+
+/// Writes a debug line (never consensus-relevant; shown by the testkit).
+pub fn log(message: &str) {
+    // SAFETY: the host only reads `message`.
+    unsafe { sys::log(message.as_ptr(), message.len() as i32) }
+}
+
+/// Reads a raw storage value.
+pub fn storage_read(key: &[u8]) -> Option<Vec<u8>> {
+    let mut buffer = [0u8; 256];
+    // SAFETY: the host writes at most `cap` bytes to `dst`.
+    let len = unsafe {
+        sys::storage_read(
+            key.as_ptr(),
+            key.len() as i32,
+            buffer.as_mut_ptr(),
+            buffer.len() as i32,
+        )
+    };
+    if len < 0 {
+        return None;
+    }
+    let len = len as usize;
+    if len <= buffer.len() {
+        return Some(buffer[..len].to_vec());
+    }
+    let mut value = vec![0u8; len];
+    // SAFETY: as above, with a buffer of exactly the value's size.
+    unsafe {
+        sys::storage_read(
+            key.as_ptr(),
+            key.len() as i32,
+            value.as_mut_ptr(),
+            len as i32,
+        )
+    };
+    Some(value)
+}
+
+/// Writes a raw storage value.
+pub fn storage_write(key: &[u8], value: &[u8]) {
+    // SAFETY: the host only reads both buffers.
+    unsafe {
+        sys::storage_write(
+            key.as_ptr(),
+            key.len() as i32,
+            value.as_ptr(),
+            value.len() as i32,
+        )
+    }
+}
+
+/// Removes a raw storage entry; returns whether it existed.
+pub fn storage_remove(key: &[u8]) -> bool {
+    // SAFETY: the host only reads `key`.
+    unsafe { sys::storage_remove(key.as_ptr(), key.len() as i32) == status::TRUE }
+}
+
+/// Whether a raw storage entry exists.
+pub fn storage_has(key: &[u8]) -> bool {
+    // SAFETY: the host only reads `key`.
+    unsafe { sys::storage_has(key.as_ptr(), key.len() as i32) == status::TRUE }
+}
+
+/// The first entry whose key starts with `prefix` and is `>= start`.
+pub fn storage_next(prefix: &[u8], start: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut buffer = vec![0u8; 512];
+    loop {
+        // SAFETY: the host writes at most `cap` bytes to `dst`.
+        let len = unsafe {
+            sys::storage_next(
+                prefix.as_ptr(),
+                prefix.len() as i32,
+                start.as_ptr(),
+                start.len() as i32,
+                buffer.as_mut_ptr(),
+                buffer.len() as i32,
+            )
+        };
+        if len < 0 {
+            return None;
+        }
+        let len = len as usize;
+        if len > buffer.len() {
+            buffer.resize(len, 0);
+            continue;
+        }
+        let key_len = u32::from_le_bytes([buffer[0], buffer[1], buffer[2], buffer[3]]) as usize;
+        let key = buffer[4..4 + key_len].to_vec();
+        let value = buffer[4 + key_len..len].to_vec();
+        return Some((key, value));
+    }
+}
+
+/// The address that called this contract: an account, or another contract.
+pub fn caller() -> Address {
+    let mut bytes = [0u8; limits::ADDRESS_BYTES];
+    // SAFETY: the host writes exactly 32 bytes.
+    unsafe { sys::caller(bytes.as_mut_ptr()) };
+    Address(bytes)
+}
+
+/// This contract's own address.
+pub fn self_address() -> Address {
+    let mut bytes = [0u8; limits::ADDRESS_BYTES];
+    // SAFETY: the host writes exactly 32 bytes.
+    unsafe { sys::self_address(bytes.as_mut_ptr()) };
+    Address(bytes)
+}
+
+/// The account that signed the transaction.
+pub fn origin() -> Address {
+    let mut bytes = [0u8; limits::ADDRESS_BYTES];
+    // SAFETY: the host writes exactly 32 bytes.
+    unsafe { sys::origin(bytes.as_mut_ptr()) };
+    Address(bytes)
+}
+
+/// Hash of the transaction being executed.
+pub fn tx_hash() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    // SAFETY: the host writes exactly 32 bytes.
+    unsafe { sys::tx_hash(bytes.as_mut_ptr()) };
+    bytes
+}
+
+/// Height of the block being executed.
+pub fn block_height() -> u64 {
+    // SAFETY: no pointers.
+    unsafe { sys::block_height() as u64 }
+}
+
+/// Block time, milliseconds since the Unix epoch.
+pub fn block_time_ms() -> u64 {
+    // SAFETY: no pointers.
+    unsafe { sys::block_time() as u64 }
+}
+
+/// Gas left for this call.
+pub fn gas_left() -> u64 {
+    // SAFETY: no pointers.
+    unsafe { sys::gas_left() as u64 }
+}
+
+/// Emits a raw event.
+pub fn emit_raw(topics: &[[u8; 32]], data: &[u8]) {
+    // SAFETY: the host only reads both buffers.
+    unsafe {
+        sys::event_emit(
+            topics.as_ptr().cast(),
+            topics.len() as i32,
+            data.as_ptr(),
+            data.len() as i32,
+        )
+    }
+}
+
+/// Emits a typed event.
+pub fn emit<E: Event>(event: &E) {
+    emit_raw(&event.topics(), &event.data());
+}
+
+/// Calls `method` of `contract` with raw `input`, forwarding at most `gas`
+/// (0: all that is left). A failed callee's writes are already rolled back.
+pub fn call_raw(
+    contract: &Address,
+    method: &str,
+    input: &[u8],
+    gas: u64,
+) -> Result<Vec<u8>, CallError> {
+    // SAFETY: the host only reads the buffers.
+    let status = unsafe {
+        sys::contract_call(
+            contract.0.as_ptr(),
+            method.as_ptr(),
+            method.len() as i32,
+            input.as_ptr(),
+            input.len() as i32,
+            gas as i64,
+        )
+    };
+    // SAFETY: a zero-capacity read only asks for the length.
+    let len = unsafe { sys::call_result_read(core::ptr::null_mut(), 0) } as usize;
+    let mut result = vec![0u8; len];
+    // SAFETY: the buffer has exactly the result's length.
+    unsafe { sys::call_result_read(result.as_mut_ptr(), len as i32) };
+    if status >= 0 {
+        Ok(result)
+    } else {
+        let message =
+            String::from_utf8(result).unwrap_or_else(|_| String::from("(message is not UTF-8)"));
+        Err(CallError { status, message })
+    }
+}
+
+/// Native balance of an account.
+pub fn balance(account: &Address) -> u128 {
+    let mut bytes = [0u8; 16];
+    // SAFETY: the host reads 32 bytes and writes 16.
+    unsafe { sys::balance(account.0.as_ptr(), bytes.as_mut_ptr()) };
+    u128::from_le_bytes(bytes)
+}
+
+/// Sends native coin from this contract; `false` if its balance is short.
+pub fn transfer(to: &Address, amount: u128) -> bool {
+    let amount = amount.to_le_bytes();
+    // SAFETY: the host reads 32 and 16 bytes.
+    unsafe { sys::transfer(to.0.as_ptr(), amount.as_ptr()) == status::OK }
+}
+
+/// BLAKE3 hash of `data` (computed natively outside wasm, so events can
+/// be built in native tests).
+pub fn blake3(data: &[u8]) -> [u8; 32] {
+    #[cfg(not(target_arch = "wasm32"))]
+    return *::blake3::hash(data).as_bytes();
+    #[cfg(target_arch = "wasm32")]
+    {
+        let mut hash = [0u8; 32];
+        // SAFETY: the host reads `data` and writes 32 bytes.
+        unsafe { sys::blake3(data.as_ptr(), data.len() as i32, hash.as_mut_ptr()) };
+        hash
+    }
+}
+
+/// Strict ed25519 verification (canonical `S`, no small-order keys).
+pub fn ed25519_verify(public_key: &[u8; 32], signature: &[u8; 64], message: &[u8]) -> bool {
+    // SAFETY: the host reads 32, 64 and `message.len()` bytes.
+    unsafe {
+        sys::ed25519_verify(
+            public_key.as_ptr(),
+            signature.as_ptr(),
+            message.as_ptr(),
+            message.len() as i32,
+        ) == status::TRUE
+    }
+}
+
+/// Replaces this contract's code once the current call returns; the new
+/// code's `#[migrate]` method then runs with `migrate_args` (borsh).
+pub fn upgrade(code: &[u8], migrate_args: &[u8]) {
+    // SAFETY: the host only reads both buffers.
+    unsafe {
+        sys::code_upgrade(
+            code.as_ptr(),
+            code.len() as i32,
+            migrate_args.as_ptr(),
+            migrate_args.len() as i32,
+        )
+    }
+}

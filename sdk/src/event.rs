@@ -1,0 +1,48 @@
+//! Typed events.
+//!
+//! `#[event]` on a struct implements [`Event`]: the first topic is the
+//! BLAKE3 hash of the struct's name, then one topic per field marked
+//! `#[topic]` (an `Address` or 32-byte array as is, anything else as the
+//! hash of its borsh encoding), and the data is the borsh encoding of the
+//! other fields, in order.
+
+use alloc::vec::Vec;
+
+/// An event a contract can emit with [`crate::env::emit`].
+pub trait Event {
+    /// The event's name.
+    const NAME: &'static str;
+    /// Its topics, the name's hash first.
+    fn topics(&self) -> Vec<[u8; 32]>;
+    /// Its data.
+    fn data(&self) -> Vec<u8>;
+}
+
+/// Turns a field marked `#[topic]` into a 32-byte topic.
+pub trait Topic {
+    /// The topic.
+    fn to_topic(&self) -> [u8; 32];
+}
+
+impl Topic for crate::Address {
+    fn to_topic(&self) -> [u8; 32] {
+        self.0
+    }
+}
+
+impl Topic for [u8; 32] {
+    fn to_topic(&self) -> [u8; 32] {
+        *self
+    }
+}
+
+macro_rules! hashed_topic {
+    ($($ty:ty),*) => {$(
+        impl Topic for $ty {
+            fn to_topic(&self) -> [u8; 32] {
+                crate::env::blake3(&crate::export::encode(self))
+            }
+        }
+    )*};
+}
+hashed_topic!(u8, u16, u32, u64, u128, i32, i64, alloc::string::String);

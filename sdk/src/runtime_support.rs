@@ -1,0 +1,79 @@
+//! What a `no_std` contract needs on wasm: an allocator and a panic handler.
+
+#[cfg(target_arch = "wasm32")]
+mod wasm {
+    use core::alloc::{GlobalAlloc, Layout};
+    use core::arch::wasm32;
+
+    const PAGE_BYTES: usize = 65_536;
+
+    /// A bump allocator. Every call runs in a fresh instance whose memory
+    /// is thrown away afterwards, so nothing is ever freed; growing the last
+    /// allocation happens in place.
+    struct Bump;
+
+    static mut NEXT: usize = 0;
+    static mut LAST: usize = 0;
+
+    unsafe extern "C" {
+        static __heap_base: u8;
+    }
+
+    unsafe impl GlobalAlloc for Bump {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: wasm contracts are single-threaded.
+            unsafe {
+                if NEXT == 0 {
+                    NEXT = core::ptr::addr_of!(__heap_base) as usize;
+                }
+                let start = (NEXT + layout.align() - 1) & !(layout.align() - 1);
+                let Some(end) = start.checked_add(layout.size()) else {
+                    return core::ptr::null_mut();
+                };
+                let memory_end = wasm32::memory_size(0) * PAGE_BYTES;
+                if end > memory_end {
+                    let pages = (end - memory_end).div_ceil(PAGE_BYTES);
+                    if wasm32::memory_grow(0, pages) == usize::MAX {
+                        return core::ptr::null_mut();
+                    }
+                }
+                NEXT = end;
+                LAST = start;
+                start as *mut u8
+            }
+        }
+
+        unsafe fn dealloc(&self, _ptr: *mut u8, _layout: Layout) {}
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            // SAFETY: single-threaded; `ptr` came from `alloc`.
+            unsafe {
+                if ptr as usize == LAST && new_size >= layout.size() {
+                    let end = LAST + new_size;
+                    let memory_end = wasm32::memory_size(0) * PAGE_BYTES;
+                    if end > memory_end {
+                        let pages = (end - memory_end).div_ceil(PAGE_BYTES);
+                        if wasm32::memory_grow(0, pages) == usize::MAX {
+                            return core::ptr::null_mut();
+                        }
+                    }
+                    NEXT = end;
+                    return ptr;
+                }
+                let new = self.alloc(Layout::from_size_align_unchecked(new_size, layout.align()));
+                if !new.is_null() {
+                    core::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                }
+                new
+            }
+        }
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: Bump = Bump;
+
+    #[panic_handler]
+    fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
+        crate::env::abort("contract panicked")
+    }
+}
