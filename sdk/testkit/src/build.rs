@@ -87,7 +87,19 @@ pub fn workspace() -> Result<Workspace, BuildError> {
 /// Builds `package` to wasm with the contract profile; returns the path of
 /// the `.wasm` file.
 pub fn build(package: &str) -> Result<PathBuf, BuildError> {
+    build_with_features(package, &[])
+}
+
+/// Builds `package` with extra cargo `features`, in a target directory of
+/// its own per feature set.
+pub fn build_with_features(package: &str, features: &[&str]) -> Result<PathBuf, BuildError> {
     let workspace = workspace()?;
+    let target_dir = match features {
+        [] => workspace.target_dir.clone(),
+        _ => workspace
+            .target_dir
+            .with_file_name(format!("stele-contracts-{}", features.join("-"))),
+    };
     let output = cargo()
         .args([
             "build",
@@ -99,7 +111,8 @@ pub fn build(package: &str) -> Result<PathBuf, BuildError> {
             "-p",
             package,
         ])
-        .env("CARGO_TARGET_DIR", &workspace.target_dir)
+        .args(features.iter().flat_map(|feature| ["--features", feature]))
+        .env("CARGO_TARGET_DIR", &target_dir)
         .current_dir(&workspace.root)
         .output()
         .map_err(|error| BuildError(format!("cannot run cargo to build {package}: {error}")))?;
@@ -110,8 +123,7 @@ pub fn build(package: &str) -> Result<PathBuf, BuildError> {
         )));
     }
     let file = format!("{}.wasm", package.replace('-', "_"));
-    Ok(workspace
-        .target_dir
+    Ok(target_dir
         .join("wasm32-unknown-unknown")
         .join("contract")
         .join(file))
@@ -119,15 +131,27 @@ pub fn build(package: &str) -> Result<PathBuf, BuildError> {
 
 /// The wasm of contract `package`, built once per process.
 pub fn contract_wasm(package: &str) -> Result<Vec<u8>, BuildError> {
-    static BUILT: OnceLock<Mutex<BTreeMap<String, Vec<u8>>>> = OnceLock::new();
+    contract_wasm_with_features(package, &[])
+}
+
+/// The wasm of contract `package` built with `features`, once per process.
+pub fn contract_wasm_with_features(
+    package: &str,
+    features: &[&str],
+) -> Result<Vec<u8>, BuildError> {
+    static BUILT: OnceLock<Mutex<BTreeMap<(String, Vec<String>), Vec<u8>>>> = OnceLock::new();
+    let key = (
+        package.to_string(),
+        features.iter().map(|feature| feature.to_string()).collect(),
+    );
     let built = BUILT.get_or_init(Default::default);
     let mut built = built.lock().unwrap_or_else(|poison| poison.into_inner());
-    if let Some(wasm) = built.get(package) {
+    if let Some(wasm) = built.get(&key) {
         return Ok(wasm.clone());
     }
-    let path = build(package)?;
+    let path = build_with_features(package, features)?;
     let wasm = std::fs::read(&path)
         .map_err(|error| BuildError(format!("cannot read {}: {error}", path.display())))?;
-    built.insert(package.to_string(), wasm.clone());
+    built.insert(key, wasm.clone());
     Ok(wasm)
 }
