@@ -66,7 +66,7 @@ pub mod storage;
 
 pub use borsh;
 pub use stele_host_api::{Address, CodeHash, abi, limits, spec, status};
-pub use stele_sdk_macros::{contract, contract_error, event};
+pub use stele_sdk_macros::{contract, contract_error, data, event};
 
 pub use client::{Backend, CallError, Host};
 pub use error::ContractError;
@@ -86,7 +86,7 @@ pub mod prelude {
     pub use crate::error::ContractError;
     pub use crate::event::Event;
     pub use crate::storage::{Item, Map, Set, Vector};
-    pub use crate::{Address, contract, contract_error, event};
+    pub use crate::{Address, contract, contract_error, data, event};
     pub use alloc::boxed::Box;
     pub use alloc::string::{String, ToString};
     pub use alloc::vec;

@@ -60,6 +60,23 @@ pub fn contract_error(attr: TokenStream, item: TokenStream) -> TokenStream {
         .into()
 }
 
+/// Makes a struct or enum usable as a method argument, return value or
+/// stored value: derives borsh encoding through the SDK, so a contract
+/// needs no `borsh` dependency of its own.
+#[proc_macro_attribute]
+pub fn data(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if !attr.is_empty() {
+        return error(Span::call_site(), "#[data] takes no arguments");
+    }
+    let item = Tokens::from(item);
+    quote! {
+        #[derive(::stele_sdk::borsh::BorshSerialize, ::stele_sdk::borsh::BorshDeserialize)]
+        #[borsh(crate = "::stele_sdk::borsh")]
+        #item
+    }
+    .into()
+}
+
 fn error(span: Span, message: &str) -> TokenStream {
     syn::Error::new(span, message).into_compile_error().into()
 }
