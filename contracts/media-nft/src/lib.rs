@@ -112,7 +112,13 @@ impl MediaNft {
     }
 
     /// Mints a token for `to`; minter only. Returns its id.
-    pub fn mint(&mut self, to: Address, content_hash: [u8; 32], uri: String, licence: String) -> Result<TokenId, NftError> {
+    pub fn mint(
+        &mut self,
+        to: Address,
+        content_hash: [u8; 32],
+        uri: String,
+        licence: String,
+    ) -> Result<TokenId, NftError> {
         let creator = env::caller();
         if Some(creator) != self.minter.get() {
             return Err(NftError::NotMinter);
@@ -125,11 +131,21 @@ impl MediaNft {
         }
         let token_id = self.next_id.get().unwrap_or(1);
         self.next_id.set(&(token_id + 1));
-        let info = TokenInfo { content_hash, uri, licence, creator, minted_at_ms: env::block_time_ms() };
+        let info = TokenInfo {
+            content_hash,
+            uri,
+            licence,
+            creator,
+            minted_at_ms: env::block_time_ms(),
+        };
         self.infos.insert(&token_id, &info);
         self.owners.insert(&token_id, &to);
         self.owned.insert(&(to, token_id.to_be_bytes()));
-        env::emit(&Minted { token_id, owner: to, content_hash });
+        env::emit(&Minted {
+            token_id,
+            owner: to,
+            content_hash,
+        });
         Ok(token_id)
     }
 
@@ -144,7 +160,12 @@ impl MediaNft {
 
     /// Transfers `token_id` from `from` to `to`; the caller owns it or is
     /// approved for it.
-    pub fn transfer_from(&mut self, from: Address, to: Address, token_id: TokenId) -> Result<(), NftError> {
+    pub fn transfer_from(
+        &mut self,
+        from: Address,
+        to: Address,
+        token_id: TokenId,
+    ) -> Result<(), NftError> {
         let owner = self.owners.get(&token_id).ok_or(NftError::NoSuchToken)?;
         let caller = env::caller();
         let approved = self.approvals.get(&token_id) == Some(caller);
@@ -182,11 +203,18 @@ impl MediaNft {
 
     /// Up to `limit` (at most 100) of `owner`'s tokens, by id, after
     /// `start_after`.
-    pub fn tokens_of(&self, owner: Address, start_after: Option<TokenId>, limit: u32) -> Vec<TokenId> {
+    pub fn tokens_of(
+        &self,
+        owner: Address,
+        start_after: Option<TokenId>,
+        limit: u32,
+    ) -> Vec<TokenId> {
         let start_after = start_after.map(|token_id| (owner, token_id.to_be_bytes()));
         let limit = limit.min(PAGE_MAX) as usize;
         let page = self.owned.page_prefix(&owner, start_after.as_ref(), limit);
-        page.into_iter().map(|(_, token_id)| TokenId::from_be_bytes(token_id)).collect()
+        page.into_iter()
+            .map(|(_, token_id)| TokenId::from_be_bytes(token_id))
+            .collect()
     }
 
     /// How many tokens were minted.
@@ -196,7 +224,12 @@ impl MediaNft {
 }
 
 impl MediaNft {
-    fn move_token(&mut self, from: Address, to: Address, token_id: TokenId) -> Result<(), NftError> {
+    fn move_token(
+        &mut self,
+        from: Address,
+        to: Address,
+        token_id: TokenId,
+    ) -> Result<(), NftError> {
         if to == Address::default() {
             return Err(NftError::ZeroAddress);
         }
