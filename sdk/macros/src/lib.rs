@@ -154,7 +154,12 @@ fn contract_struct(item: ItemStruct) -> syn::Result<Tokens> {
 enum Returns {
     Nothing,
     Value(Type),
-    Result { ok: Type, err: Type },
+    /// `Result<T, E>`, or an alias `Result<T>` whose error type the macro
+    /// cannot see.
+    Result {
+        ok: Type,
+        err: Option<Type>,
+    },
 }
 
 fn returns(output: &ReturnType) -> Returns {
@@ -174,11 +179,20 @@ fn returns(output: &ReturnType) -> Returns {
                 _ => None,
             })
             .collect();
-        if let [ok, err] = types.as_slice() {
-            return Returns::Result {
-                ok: (*ok).clone(),
-                err: (*err).clone(),
-            };
+        match types.as_slice() {
+            [ok, err] => {
+                return Returns::Result {
+                    ok: (*ok).clone(),
+                    err: Some((*err).clone()),
+                };
+            }
+            [ok] => {
+                return Returns::Result {
+                    ok: (*ok).clone(),
+                    err: None,
+                };
+            }
+            _ => {}
         }
     }
     if let Type::Tuple(tuple) = ty.as_ref()
@@ -325,7 +339,7 @@ fn contract_impl(mut item: ItemImpl) -> syn::Result<Tokens> {
         let (ok_type, error_type) = match &returns {
             Returns::Nothing => (syn::parse_quote!(()), None),
             Returns::Value(ty) => (ty.clone(), None),
-            Returns::Result { ok, err } => (ok.clone(), Some(err.clone())),
+            Returns::Result { ok, err } => (ok.clone(), err.clone()),
         };
         if matches!(kind, MethodKind::View | MethodKind::Call) {
             let doc = format!("Calls `{export_name}` on the contract.");
