@@ -68,7 +68,7 @@ fn pooling(n_instances: u32) -> PoolingAllocationConfig {
         .table_elements(limits::TABLE_ELEMENTS_MAX)
         // Keep a small resident prefix of each slot: re-zeroing it is cheaper
         // than faulting pages back in on the next call.
-        .linear_memory_keep_resident(128 * 1024)
+        .linear_memory_keep_resident(256 * 1024)
         .table_keep_resident(16 * 1024);
     pooling
 }
