@@ -6,4 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 cargo test --workspace --release --locked
+# Every contract builds to wasm and passes the runtime's limits; prints sizes.
+cargo run --release --locked -p stele-testkit --bin build-contracts
 cargo bench --workspace --locked --no-run

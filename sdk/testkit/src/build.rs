@@ -1,12 +1,35 @@
 //! Building contract crates to wasm, and checking them against the
 //! runtime's limits.
 //!
-//! Contracts are the workspace packages under `contracts/`. Each is built
-//! on its own (`cargo build --profile contract --target
-//! wasm32-unknown-unknown -p <package>`, so the `library` features other
-//! contracts enable on it never leak into its own build), in a target
-//! directory of its own (`<target>/stele-contracts`), so that a build
-//! started from inside `cargo test` never waits on the outer build's lock.
+//! Contracts are the workspace's packages that depend on `stele-sdk` and
+//! build a `cdylib`. Each is built on its own (`cargo build --release
+//! --target wasm32-unknown-unknown -p <package>`, so the `library` features
+//! other contracts enable on it never leak into its own build) with the
+//! contract settings below, in a target directory of its own
+//! (`<target>/stele-contracts`), so that a build started from inside
+//! `cargo test` never waits on the outer build's lock. The settings are
+//! passed through the environment, so a contract crate needs no profile of
+//! its own:
+//!
+//! * release, `opt-level = "z"`, fat LTO, one codegen unit, `panic =
+//!   "abort"`, stripped, overflow checks on;
+//! * a 64 KiB shadow stack instead of Rust's 1 MiB (`-zstack-size`), so a
+//!   contract's memory is a few pages that instantiate and reset cheaply.
+
+/// Environment of every contract build.
+pub const CONTRACT_BUILD_ENV: &[(&str, &str)] = &[
+    ("CARGO_PROFILE_RELEASE_OPT_LEVEL", "z"),
+    ("CARGO_PROFILE_RELEASE_LTO", "fat"),
+    ("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1"),
+    ("CARGO_PROFILE_RELEASE_PANIC", "abort"),
+    ("CARGO_PROFILE_RELEASE_STRIP", "true"),
+    ("CARGO_PROFILE_RELEASE_DEBUG", "false"),
+    ("CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS", "true"),
+    (
+        "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS",
+        "-C link-arg=-zstack-size=65536",
+    ),
+];
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,7 +55,7 @@ pub struct Workspace {
     pub root: PathBuf,
     /// Where contract builds go.
     pub target_dir: PathBuf,
-    /// Contract packages (under `contracts/`), sorted.
+    /// Contract packages (depending on `stele-sdk`, with a `cdylib`), sorted.
     pub contracts: Vec<String>,
 }
 
@@ -40,52 +63,73 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
-/// Reads the workspace layout once per process.
+/// The workspace around the current directory (a test runs in its
+/// package's directory), read once per process.
 pub fn workspace() -> Result<Workspace, BuildError> {
     static WORKSPACE: OnceLock<Result<Workspace, String>> = OnceLock::new();
     WORKSPACE
         .get_or_init(|| {
-            let output = cargo()
-                .args(["metadata", "--format-version", "1", "--no-deps"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .output()
-                .map_err(|error| format!("cannot run cargo metadata: {error}"))?;
-            if !output.status.success() {
-                return Err(format!(
-                    "cargo metadata failed: {}",
-                    String::from_utf8_lossy(&output.stderr)
-                ));
-            }
-            let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)
-                .map_err(|error| format!("cargo metadata output: {error}"))?;
-            let root = PathBuf::from(metadata["workspace_root"].as_str().unwrap_or_default());
-            let target_dir =
-                PathBuf::from(metadata["target_directory"].as_str().unwrap_or_default())
-                    .join("stele-contracts");
-            let contracts_dir = root.join("contracts");
-            let mut contracts: Vec<String> = metadata["packages"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|package| {
-                    Path::new(package["manifest_path"].as_str().unwrap_or_default())
-                        .starts_with(&contracts_dir)
-                })
-                .filter_map(|package| package["name"].as_str().map(String::from))
-                .collect();
-            contracts.sort();
-            Ok(Workspace {
-                root,
-                target_dir,
-                contracts,
-            })
+            let dir = std::env::current_dir()
+                .map_err(|error| format!("no current directory: {error}"))?;
+            workspace_at(&dir).map_err(|error| error.0)
         })
         .clone()
         .map_err(BuildError)
 }
 
-/// Builds `package` to wasm with the contract profile; returns the path of
-/// the `.wasm` file.
+/// The workspace around `dir`.
+pub fn workspace_at(dir: &Path) -> Result<Workspace, BuildError> {
+    let output = cargo()
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(dir)
+        .output()
+        .map_err(|error| BuildError(format!("cannot run cargo metadata: {error}")))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(BuildError(format!("cargo metadata failed: {stderr}")));
+    }
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .map_err(|error| BuildError(format!("cargo metadata output: {error}")))?;
+    let root = PathBuf::from(metadata["workspace_root"].as_str().unwrap_or_default());
+    let target_dir = PathBuf::from(metadata["target_directory"].as_str().unwrap_or_default())
+        .join("stele-contracts");
+    let mut contracts: Vec<String> = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|package| is_contract(package))
+        .filter_map(|package| package["name"].as_str().map(String::from))
+        .collect();
+    contracts.sort();
+    Ok(Workspace {
+        root,
+        target_dir,
+        contracts,
+    })
+}
+
+fn is_contract(package: &serde_json::Value) -> bool {
+    let uses_sdk = package["dependencies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|dependency| dependency["name"] == "stele-sdk" && dependency["kind"].is_null());
+    let cdylib = package["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|target| {
+            target["crate_types"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|kind| kind == "cdylib")
+        });
+    uses_sdk && cdylib
+}
+
+/// Builds `package` to wasm with the contract settings; returns the path
+/// of the `.wasm` file.
 pub fn build(package: &str) -> Result<PathBuf, BuildError> {
     build_with_features(package, &[])
 }
@@ -93,7 +137,15 @@ pub fn build(package: &str) -> Result<PathBuf, BuildError> {
 /// Builds `package` with extra cargo `features`, in a target directory of
 /// its own per feature set.
 pub fn build_with_features(package: &str, features: &[&str]) -> Result<PathBuf, BuildError> {
-    let workspace = workspace()?;
+    build_in(&workspace()?, package, features)
+}
+
+/// Builds `package` of `workspace` with extra cargo `features`.
+pub fn build_in(
+    workspace: &Workspace,
+    package: &str,
+    features: &[&str],
+) -> Result<PathBuf, BuildError> {
     let target_dir = match features {
         [] => workspace.target_dir.clone(),
         _ => workspace
@@ -104,14 +156,14 @@ pub fn build_with_features(package: &str, features: &[&str]) -> Result<PathBuf, 
         .args([
             "build",
             "--quiet",
-            "--profile",
-            "contract",
+            "--release",
             "--target",
             "wasm32-unknown-unknown",
             "-p",
             package,
         ])
         .args(features.iter().flat_map(|feature| ["--features", feature]))
+        .envs(CONTRACT_BUILD_ENV.iter().copied())
         .env("CARGO_TARGET_DIR", &target_dir)
         .current_dir(&workspace.root)
         .output()
@@ -125,7 +177,7 @@ pub fn build_with_features(package: &str, features: &[&str]) -> Result<PathBuf, 
     let file = format!("{}.wasm", package.replace('-', "_"));
     Ok(target_dir
         .join("wasm32-unknown-unknown")
-        .join("contract")
+        .join("release")
         .join(file))
 }
 
