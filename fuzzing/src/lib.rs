@@ -438,3 +438,195 @@ mod tests {
         check_host_calls(&every);
     }
 }
+
+/// The authenticated state tree against a `BTreeMap` model.
+pub mod trie {
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::Arc;
+
+    use arbitrary::Arbitrary;
+    use stele_state::proof::prove;
+    use stele_state::tree::{
+        self, Child, EMPTY, Node, NodeKey, NodeReader, key_hash, root_of, value_hash,
+    };
+    use stele_state::{Proof, ProofError};
+
+    /// One write: a key from a small space (so keys collide and get
+    /// removed), and a value or a removal.
+    #[derive(Arbitrary, Clone, Debug)]
+    pub struct Write {
+        /// Key index.
+        pub key: u16,
+        /// `None` removes.
+        pub value: Option<Vec<u8>>,
+    }
+
+    /// Batches of writes, one version each.
+    #[derive(Arbitrary, Clone, Debug)]
+    pub struct Ops {
+        /// The batches.
+        pub batches: Vec<Vec<Write>>,
+    }
+
+    fn key(idx: u16) -> Vec<u8> {
+        format!("key-{}", idx % 512).into_bytes()
+    }
+
+    #[derive(Default)]
+    struct Memory(HashMap<NodeKey, Arc<Node>>);
+
+    impl NodeReader for Memory {
+        type Error = String;
+        fn node(&self, key: &NodeKey) -> Result<Arc<Node>, String> {
+            self.0
+                .get(key)
+                .cloned()
+                .ok_or_else(|| format!("missing node {key:?}"))
+        }
+    }
+
+    struct Tree {
+        memory: Memory,
+        root: Option<Child>,
+        version: u64,
+    }
+
+    impl Tree {
+        fn new() -> Self {
+            Tree {
+                memory: Memory::default(),
+                root: None,
+                version: 0,
+            }
+        }
+
+        fn apply(&mut self, writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>) {
+            self.version += 1;
+            let mut updates: Vec<_> = writes
+                .iter()
+                .map(|(key, value)| (key_hash(key), value.as_deref().map(value_hash)))
+                .collect();
+            updates.sort_by(|a, b| a.0.cmp(&b.0));
+            let update = tree::update(&self.memory, self.root.clone(), self.version, &updates)
+                .expect("nodes present");
+            for (key, node) in update.new_nodes {
+                self.memory.0.insert(key, Arc::new(node));
+            }
+            self.root = update.root;
+        }
+
+        fn root_hash(&self) -> [u8; 32] {
+            self.root.as_ref().map_or(EMPTY, Child::hash)
+        }
+
+        fn prove(&self, key: &[u8]) -> Proof {
+            prove(&self.memory, self.root.as_ref(), key).expect("nodes present")
+        }
+    }
+
+    /// Applies `ops` batch by batch and checks after each: the root equals
+    /// the root of the model's contents; every present key has a verifying
+    /// inclusion proof and every other key a verifying exclusion proof;
+    /// forged proofs fail. At the end, applying the same writes one at a
+    /// time gives the same root.
+    ///
+    /// # Panics
+    /// When a property fails.
+    pub fn check(ops: &Ops) {
+        let mut tree = Tree::new();
+        let mut one_by_one = Tree::new();
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for batch in ops.batches.iter().take(32) {
+            let mut writes = BTreeMap::new();
+            for write in batch.iter().take(64) {
+                let value = write.value.clone().map(|mut value| {
+                    value.truncate(64);
+                    value
+                });
+                writes.insert(key(write.key), value.clone());
+                one_by_one.apply(&BTreeMap::from([(key(write.key), value)]));
+            }
+            tree.apply(&writes);
+            for (key, value) in &writes {
+                match value {
+                    Some(value) => model.insert(key.clone(), value.clone()),
+                    None => model.remove(key),
+                };
+            }
+            let entries: Vec<_> = model
+                .iter()
+                .map(|(key, value)| (key_hash(key), value_hash(value)))
+                .collect();
+            let root = tree.root_hash();
+            assert_eq!(
+                root,
+                root_of(&entries),
+                "the root depends only on the contents"
+            );
+            for idx in (0..512u16)
+                .step_by(17)
+                .chain(batch.iter().map(|write| write.key % 512))
+            {
+                let key = key(idx);
+                let value = model.get(&key).map(Vec::as_slice);
+                let proof = tree.prove(&key);
+                proof
+                    .verify(&root, &key, value)
+                    .expect("a true proof verifies");
+                let decoded = Proof::from_bytes(&proof.to_bytes()).expect("encoding round-trips");
+                assert_eq!(decoded, proof);
+                let opposite = if value.is_some() {
+                    None
+                } else {
+                    Some(&b"forged"[..])
+                };
+                assert_eq!(
+                    proof.verify(&root, &key, opposite),
+                    Err(ProofError::WrongTerminal)
+                );
+                if let Some(position) = proof.siblings.iter().position(|hash| *hash != EMPTY) {
+                    let mut forged = proof.clone();
+                    forged.siblings[position][31] ^= 0x80;
+                    assert!(
+                        forged.verify(&root, &key, value).is_err(),
+                        "a forged sibling fails"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            tree.root_hash(),
+            one_by_one.root_hash(),
+            "batching does not change the root"
+        );
+    }
+}
+
+#[cfg(test)]
+mod trie_tests {
+    use super::trie::{Ops, Write, check};
+    use arbitrary::{Arbitrary, Unstructured};
+
+    #[test]
+    fn trie_ops_hold_on_seeded_inputs() {
+        for seed in 0..30u64 {
+            let data: Vec<u8> = (0..4096u64)
+                .map(|idx| ((idx * 2654435761 + seed * 97) >> 7) as u8)
+                .collect();
+            if let Ok(ops) = Ops::arbitrary(&mut Unstructured::new(&data)) {
+                check(&ops);
+            }
+        }
+        // Fill, then remove everything: back to the empty root.
+        let fill: Vec<Write> = (0..300)
+            .map(|key| Write {
+                key,
+                value: Some(vec![key as u8]),
+            })
+            .collect();
+        let clear: Vec<Write> = (0..300).map(|key| Write { key, value: None }).collect();
+        check(&Ops {
+            batches: vec![fill, clear],
+        });
+    }
+}

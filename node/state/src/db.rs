@@ -1,0 +1,655 @@
+//! The state store on RocksDB.
+//!
+//! Column families:
+//! * `flat` — latest value per key: reads are one RocksDB get, no tree walk;
+//! * `history` — `blake3(key) ‖ !version` → value (or a tombstone), so a
+//!   seek finds the newest value at or below a version;
+//! * `nodes` — tree nodes by [`NodeKey`] (version, path);
+//! * `roots` — the tree root of every retained version;
+//! * `stale` — `stale_since ‖ kind ‖ target`: nodes and history entries a
+//!   later version superseded, in the order they may be pruned;
+//! * `meta` — the last committed version, its root and the oldest version
+//!   still readable.
+//!
+//! A commit is one write batch across all of them, so a crash at any point
+//! leaves either the previous version or the new one, complete. Pruning
+//! rides in the same batch and does bounded work per commit.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use lru::LruCache;
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options,
+    ReadOptions, WriteBatch, WriteOptions,
+};
+
+use crate::proof::{Proof, prove};
+use crate::tree::{self, Child, EMPTY, Hash, Node, NodeKey, NodeReader, key_hash, value_hash};
+
+const CF_FLAT: &str = "flat";
+const CF_HISTORY: &str = "history";
+const CF_NODES: &str = "nodes";
+const CF_ROOTS: &str = "roots";
+const CF_STALE: &str = "stale";
+const CF_META: &str = "meta";
+const COLUMN_FAMILIES: [&str; 6] = [CF_FLAT, CF_HISTORY, CF_NODES, CF_ROOTS, CF_STALE, CF_META];
+const META_LATEST: &[u8] = b"latest";
+
+const STALE_NODE: u8 = 0;
+const STALE_HISTORY: u8 = 1;
+/// Tombstones sort after the values they hide, so pruning never removes a
+/// tombstone while an older value it hides is still there.
+const STALE_TOMBSTONE: u8 = 2;
+
+/// How long old versions stay readable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retention {
+    /// The last `n` versions before the latest (and the latest).
+    Window(u64),
+    /// Every version, forever.
+    Archive,
+}
+
+/// Configuration of a [`StateDb`].
+#[derive(Clone, Debug)]
+pub struct StateConfig {
+    /// Directory of the database.
+    pub path: PathBuf,
+    /// Which versions stay readable. Default: the last 1,000.
+    pub retention: Retention,
+    /// Tree nodes kept in memory. Default: 1,000,000 (about 0.5 GiB at
+    /// most; far less with typical nodes).
+    pub node_cache_entries: usize,
+    /// RocksDB block cache. Default: 256 MiB.
+    pub block_cache_bytes: usize,
+    /// Most stale entries one commit prunes. Default: 200,000.
+    pub prune_per_commit_max: usize,
+    /// Whether a commit waits for the write-ahead log to reach the disk.
+    /// Default: true (a returned commit survives a power loss).
+    pub sync_commits: bool,
+}
+
+impl StateConfig {
+    /// The defaults, at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        StateConfig {
+            path: path.into(),
+            retention: Retention::Window(1_000),
+            node_cache_entries: 1_000_000,
+            block_cache_bytes: 256 * 1024 * 1024,
+            prune_per_commit_max: 200_000,
+            sync_commits: true,
+        }
+    }
+
+    /// Checks the values, naming the field at fault.
+    pub fn validate(&self) -> Result<(), StateError> {
+        if self.node_cache_entries == 0 {
+            return Err(StateError::Config(
+                "node_cache_entries must be at least 1".into(),
+            ));
+        }
+        if self.prune_per_commit_max == 0 && self.retention != Retention::Archive {
+            return Err(StateError::Config(
+                "prune_per_commit_max must be at least 1 unless archiving".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What went wrong in the state store.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// RocksDB failed.
+    #[error("database error: {0}")]
+    Db(#[from] rocksdb::Error),
+    /// Stored data does not decode: the database is corrupt.
+    #[error("corrupt state: {0}")]
+    Corrupt(String),
+    /// A commit's version does not follow the latest.
+    #[error("version {version} does not follow the latest committed version {latest}")]
+    VersionNotIncreasing {
+        /// The version given.
+        version: u64,
+        /// The latest committed version.
+        latest: u64,
+    },
+    /// A read below the retention window.
+    #[error("version {version} is pruned; the oldest readable version is {oldest}")]
+    VersionPruned {
+        /// The version asked for.
+        version: u64,
+        /// The oldest readable version.
+        oldest: u64,
+    },
+    /// A read above the latest version, or before any commit.
+    #[error("version {version} is not committed (latest: {latest:?})")]
+    VersionUnknown {
+        /// The version asked for.
+        version: u64,
+        /// The latest committed version, if any.
+        latest: Option<u64>,
+    },
+    /// A configuration value is out of range.
+    #[error("invalid state configuration: {0}")]
+    Config(String),
+}
+
+/// The writes of one block: key → new value, or `None` to remove.
+pub type WriteSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Meta {
+    latest: Option<u64>,
+    root: Option<Child>,
+    oldest: u64,
+}
+
+fn encode_root(root: &Option<Child>) -> Vec<u8> {
+    let mut node = Node::default();
+    node.children[0] = root.clone();
+    node.encode()
+}
+
+fn decode_root(bytes: &[u8]) -> Result<Option<Child>, StateError> {
+    let mut node = Node::decode(bytes).ok_or_else(|| StateError::Corrupt("root entry".into()))?;
+    Ok(node.children[0].take())
+}
+
+fn history_key(key_hash: &Hash, version: u64) -> [u8; 40] {
+    let mut key = [0u8; 40];
+    key[..32].copy_from_slice(key_hash);
+    key[32..].copy_from_slice(&(u64::MAX - version).to_be_bytes());
+    key
+}
+
+fn stale_key(since: u64, kind: u8, target: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(9 + target.len());
+    key.extend_from_slice(&since.to_be_bytes());
+    key.push(kind);
+    key.extend_from_slice(target);
+    key
+}
+
+/// Versioned authenticated state on RocksDB. Reads take `&self` and may run
+/// on many threads; commits are serialized.
+pub struct StateDb {
+    db: DB,
+    config: StateConfig,
+    meta: RwLock<Meta>,
+    nodes: Mutex<LruCache<NodeKey, Arc<Node>>>,
+    commit_lock: Mutex<()>,
+}
+
+impl StateDb {
+    /// Opens (or creates) the store and recovers the last committed version.
+    pub fn open(config: StateConfig) -> Result<StateDb, StateError> {
+        config.validate()?;
+        let cache = Cache::new_lru_cache(config.block_cache_bytes);
+        let column_family = |name: &str| {
+            let mut table = BlockBasedOptions::default();
+            table.set_block_cache(&cache);
+            table.set_bloom_filter(10.0, false);
+            table.set_cache_index_and_filter_blocks(true);
+            table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+            let mut options = Options::default();
+            options.set_block_based_table_factory(&table);
+            options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            options.set_write_buffer_size(64 * 1024 * 1024);
+            ColumnFamilyDescriptor::new(name, options)
+        };
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        options.increase_parallelism(2);
+        let descriptors: Vec<_> = COLUMN_FAMILIES
+            .iter()
+            .map(|name| column_family(name))
+            .collect();
+        let db = DB::open_cf_descriptors(&options, &config.path, descriptors)?;
+        let meta = match db.get_cf(db.cf_handle(CF_META).expect("created"), META_LATEST)? {
+            None => Meta::default(),
+            Some(bytes) => {
+                if bytes.len() < 16 {
+                    return Err(StateError::Corrupt("meta entry too short".into()));
+                }
+                let latest = u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
+                let oldest = u64::from_be_bytes(bytes[8..16].try_into().expect("8 bytes"));
+                Meta {
+                    latest: Some(latest),
+                    root: decode_root(&bytes[16..])?,
+                    oldest,
+                }
+            }
+        };
+        let capacity = NonZeroUsize::new(config.node_cache_entries).expect("validated");
+        Ok(StateDb {
+            db,
+            config,
+            meta: RwLock::new(meta),
+            nodes: Mutex::new(LruCache::new(capacity)),
+            commit_lock: Mutex::new(()),
+        })
+    }
+
+    /// The directory of the database.
+    pub fn path(&self) -> &Path {
+        &self.config.path
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        self.db
+            .cf_handle(name)
+            .expect("column families are created at open")
+    }
+
+    fn meta(&self) -> Meta {
+        self.meta
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+
+    /// The last committed version, if any.
+    pub fn latest_version(&self) -> Option<u64> {
+        self.meta().latest
+    }
+
+    /// The oldest version still readable.
+    pub fn oldest_version(&self) -> u64 {
+        self.meta().oldest
+    }
+
+    /// The root hash of the last committed version ([`EMPTY`] before any).
+    pub fn root(&self) -> Hash {
+        self.meta().root.as_ref().map_or(EMPTY, Child::hash)
+    }
+
+    fn check_version(&self, version: u64) -> Result<Meta, StateError> {
+        let meta = self.meta();
+        match meta.latest {
+            Some(latest) if version <= latest => {}
+            latest => return Err(StateError::VersionUnknown { version, latest }),
+        }
+        if version < meta.oldest {
+            return Err(StateError::VersionPruned {
+                version,
+                oldest: meta.oldest,
+            });
+        }
+        Ok(meta)
+    }
+
+    fn root_ref_at(&self, version: u64) -> Result<Option<Child>, StateError> {
+        let meta = self.check_version(version)?;
+        if Some(version) == meta.latest {
+            return Ok(meta.root);
+        }
+        match self.db.get_cf(self.cf(CF_ROOTS), version.to_be_bytes())? {
+            Some(bytes) => decode_root(&bytes),
+            None => Err(StateError::Corrupt(format!(
+                "no root for retained version {version}"
+            ))),
+        }
+    }
+
+    /// The root hash at a retained version.
+    pub fn root_at(&self, version: u64) -> Result<Hash, StateError> {
+        Ok(self
+            .root_ref_at(version)?
+            .as_ref()
+            .map_or(EMPTY, Child::hash))
+    }
+
+    /// The latest value of `key`: one read of the flat store.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(self.db.get_cf(self.cf(CF_FLAT), key)?)
+    }
+
+    /// The value of `key` at a retained version.
+    pub fn get_at(&self, key: &[u8], version: u64) -> Result<Option<Vec<u8>>, StateError> {
+        self.check_version(version)?;
+        let hash = key_hash(key);
+        let mut iterator = self.db.raw_iterator_cf(self.cf(CF_HISTORY));
+        iterator.seek(history_key(&hash, version));
+        match (iterator.key(), iterator.value()) {
+            (Some(found), Some(value)) if found[..32] == hash => match value.split_first() {
+                Some((0, _)) => Ok(None),
+                Some((1, value)) => Ok(Some(value.to_vec())),
+                _ => Err(StateError::Corrupt("history entry".into())),
+            },
+            _ => {
+                iterator.status()?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The first latest entry with key `>= start` that starts with `prefix`.
+    pub fn next(
+        &self,
+        start: &[u8],
+        prefix: &[u8],
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StateError> {
+        let start = start.max(prefix);
+        let mut read = ReadOptions::default();
+        read.set_prefix_same_as_start(false);
+        let mut iterator = self.db.iterator_cf_opt(
+            self.cf(CF_FLAT),
+            read,
+            IteratorMode::From(start, Direction::Forward),
+        );
+        match iterator.next() {
+            Some(entry) => {
+                let (key, value) = entry?;
+                Ok(key
+                    .starts_with(prefix)
+                    .then(|| (key.to_vec(), value.to_vec())))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The value of `key` at `version` with its proof against that
+    /// version's root.
+    pub fn prove(&self, key: &[u8], version: u64) -> Result<(Option<Vec<u8>>, Proof), StateError> {
+        let root = self.root_ref_at(version)?;
+        let proof = prove(self, root.as_ref(), key)?;
+        let value = self.get_at(key, version)?;
+        Ok((value, proof))
+    }
+
+    /// Commits `writes` as `version`, which must be above the latest; returns
+    /// the new root. One atomic write batch: values, history, tree nodes,
+    /// root, metadata and a bounded amount of pruning.
+    pub fn commit(&self, version: u64, writes: &WriteSet) -> Result<Hash, StateError> {
+        let _serial = self
+            .commit_lock
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let meta = self.meta();
+        if let Some(latest) = meta.latest
+            && version <= latest
+        {
+            return Err(StateError::VersionNotIncreasing { version, latest });
+        }
+        let mut updates: Vec<(Hash, Option<Hash>)> = writes
+            .iter()
+            .map(|(key, value)| (key_hash(key), value.as_deref().map(value_hash)))
+            .collect();
+        updates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let update = tree::update(self, meta.root.clone(), version, &updates)?;
+        let archive = self.config.retention == Retention::Archive;
+
+        let mut batch = WriteBatch::default();
+        let (flat, history, nodes, stale) = (
+            self.cf(CF_FLAT),
+            self.cf(CF_HISTORY),
+            self.cf(CF_NODES),
+            self.cf(CF_STALE),
+        );
+        let replaced: std::collections::HashMap<Hash, u64> =
+            update.replaced.iter().copied().collect();
+        for (key, value) in writes {
+            let hash = key_hash(key);
+            match value {
+                Some(value) => {
+                    batch.put_cf(flat, key, value);
+                    let mut entry = Vec::with_capacity(1 + value.len());
+                    entry.push(1);
+                    entry.extend_from_slice(value);
+                    batch.put_cf(history, history_key(&hash, version), entry);
+                }
+                None if replaced.contains_key(&hash) => {
+                    batch.delete_cf(flat, key);
+                    batch.put_cf(history, history_key(&hash, version), [0u8]);
+                    // Once `version` leaves the window, the values this
+                    // tombstone hides are pruned, and so can it be.
+                    if !archive {
+                        let target = history_key(&hash, version);
+                        batch.put_cf(stale, stale_key(version, STALE_TOMBSTONE, &target), []);
+                    }
+                }
+                None => {}
+            }
+            if !archive && let Some(old) = replaced.get(&hash) {
+                batch.put_cf(
+                    stale,
+                    stale_key(version, STALE_HISTORY, &history_key(&hash, *old)),
+                    [],
+                );
+            }
+        }
+        let mut new_nodes = Vec::with_capacity(update.new_nodes.len());
+        for (key, node) in update.new_nodes {
+            batch.put_cf(nodes, key.encode(), node.encode());
+            new_nodes.push((key, Arc::new(node)));
+        }
+        if !archive {
+            for key in &update.stale_nodes {
+                batch.put_cf(stale, stale_key(version, STALE_NODE, &key.encode()), []);
+            }
+        }
+        let root = update.root;
+        batch.put_cf(self.cf(CF_ROOTS), version.to_be_bytes(), encode_root(&root));
+        let oldest = match (self.config.retention, meta.latest) {
+            (_, None) => version,
+            (Retention::Archive, Some(_)) => meta.oldest,
+            (Retention::Window(window), Some(_)) => meta.oldest.max(version.saturating_sub(window)),
+        };
+        if !archive {
+            self.prune(&mut batch, oldest, meta.oldest)?;
+        }
+        let mut latest = Vec::with_capacity(16 + 80);
+        latest.extend_from_slice(&version.to_be_bytes());
+        latest.extend_from_slice(&oldest.to_be_bytes());
+        latest.extend_from_slice(&encode_root(&root));
+        batch.put_cf(self.cf(CF_META), META_LATEST, latest);
+
+        let mut options = WriteOptions::default();
+        options.set_sync(self.config.sync_commits);
+        self.db.write_opt(batch, &options)?;
+
+        let hash = root.as_ref().map_or(EMPTY, Child::hash);
+        {
+            let mut cache = self
+                .nodes
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            for (key, node) in new_nodes {
+                cache.put(key, node);
+            }
+        }
+        *self
+            .meta
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) = Meta {
+            latest: Some(version),
+            root,
+            oldest,
+        };
+        Ok(hash)
+    }
+
+    /// Deletes, in `batch`, what no version from `oldest` on can see:
+    /// stale entries superseded at or before `oldest` (at most
+    /// `prune_per_commit_max` of them), and roots below `oldest`.
+    fn prune(
+        &self,
+        batch: &mut WriteBatch,
+        oldest: u64,
+        previous_oldest: u64,
+    ) -> Result<(), StateError> {
+        let mut iterator = self.db.raw_iterator_cf(self.cf(CF_STALE));
+        iterator.seek_to_first();
+        let mut n_pruned = 0;
+        while n_pruned < self.config.prune_per_commit_max {
+            let Some(key) = iterator.key() else { break };
+            if key.len() < 9 {
+                return Err(StateError::Corrupt("stale entry".into()));
+            }
+            let since = u64::from_be_bytes(key[..8].try_into().expect("8 bytes"));
+            if since > oldest {
+                break;
+            }
+            let target = &key[9..];
+            match key[8] {
+                STALE_NODE => batch.delete_cf(self.cf(CF_NODES), target),
+                STALE_HISTORY | STALE_TOMBSTONE => batch.delete_cf(self.cf(CF_HISTORY), target),
+                _ => return Err(StateError::Corrupt("stale entry kind".into())),
+            }
+            batch.delete_cf(self.cf(CF_STALE), key);
+            n_pruned += 1;
+            iterator.next();
+        }
+        iterator.status()?;
+        for version in previous_oldest..oldest {
+            batch.delete_cf(self.cf(CF_ROOTS), version.to_be_bytes());
+        }
+        Ok(())
+    }
+
+    /// Number of entries in each column family (for tests and metrics;
+    /// scans everything).
+    pub fn entry_counts(&self) -> Result<BTreeMap<&'static str, u64>, StateError> {
+        let mut counts = BTreeMap::new();
+        for name in COLUMN_FAMILIES {
+            let mut n = 0;
+            for entry in self.db.iterator_cf(self.cf(name), IteratorMode::Start) {
+                entry?;
+                n += 1;
+            }
+            counts.insert(name, n);
+        }
+        Ok(counts)
+    }
+
+    /// Every latest entry, in key order (for tests and recovery checks).
+    pub fn entries(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+        let mut entries = Vec::new();
+        for entry in self.db.iterator_cf(self.cf(CF_FLAT), IteratorMode::Start) {
+            let (key, value) = entry?;
+            entries.push((key.to_vec(), value.to_vec()));
+        }
+        Ok(entries)
+    }
+
+    /// Rebuilds the latest root from the flat store alone and compares it
+    /// with the committed one: a full consistency check.
+    pub fn verify_root(&self) -> Result<bool, StateError> {
+        let entries: Vec<(Hash, Hash)> = self
+            .entries()?
+            .iter()
+            .map(|(key, value)| (key_hash(key), value_hash(value)))
+            .collect();
+        Ok(tree::root_of(&entries) == self.root())
+    }
+}
+
+impl NodeReader for StateDb {
+    type Error = StateError;
+
+    fn node(&self, key: &NodeKey) -> Result<Arc<Node>, StateError> {
+        if let Some(node) = self
+            .nodes
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get(key)
+        {
+            return Ok(node.clone());
+        }
+        let bytes = self
+            .db
+            .get_cf(self.cf(CF_NODES), key.encode())?
+            .ok_or_else(|| StateError::Corrupt(format!("missing tree node {key:?}")))?;
+        let node = Arc::new(
+            Node::decode(&bytes)
+                .ok_or_else(|| StateError::Corrupt(format!("tree node {key:?}")))?,
+        );
+        self.nodes
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .put(key.clone(), node.clone());
+        Ok(node)
+    }
+}
+
+/// The writes of the block being executed, over the committed state: reads
+/// see them first; [`Overlay::commit`] makes them the next version.
+pub struct Overlay<'a> {
+    state: &'a StateDb,
+    writes: WriteSet,
+}
+
+impl<'a> Overlay<'a> {
+    /// An empty overlay over `state`.
+    pub fn new(state: &'a StateDb) -> Self {
+        Overlay {
+            state,
+            writes: WriteSet::new(),
+        }
+    }
+
+    /// The value of `key`, overlay first.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        match self.writes.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => self.state.get(key),
+        }
+    }
+
+    /// The first live entry with key `>= start` starting with `prefix`,
+    /// overlay over state.
+    pub fn next(
+        &self,
+        start: &[u8],
+        prefix: &[u8],
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StateError> {
+        let mut cursor = start.max(prefix).to_vec();
+        loop {
+            let below = self.state.next(&cursor, prefix)?;
+            let above = self
+                .writes
+                .range::<[u8], _>((
+                    std::ops::Bound::Included(cursor.as_slice()),
+                    std::ops::Bound::Unbounded,
+                ))
+                .next()
+                .filter(|(key, _)| key.starts_with(prefix));
+            let (key, value) = match (&below, above) {
+                (None, None) => return Ok(None),
+                (Some(_), None) => return Ok(below),
+                (Some((below_key, _)), Some((above_key, _))) if below_key < above_key => {
+                    return Ok(below);
+                }
+                (_, Some(entry)) => entry,
+            };
+            match value {
+                Some(value) => return Ok(Some((key.clone(), value.clone()))),
+                None => {
+                    cursor = key.clone();
+                    cursor.push(0);
+                }
+            }
+        }
+    }
+
+    /// Adds writes (later ones win).
+    pub fn apply(&mut self, writes: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>) {
+        self.writes.extend(writes);
+    }
+
+    /// The pending writes.
+    pub fn writes(&self) -> &WriteSet {
+        &self.writes
+    }
+
+    /// Commits the pending writes as `version`.
+    pub fn commit(self, version: u64) -> Result<Hash, StateError> {
+        self.state.commit(version, &self.writes)
+    }
+}

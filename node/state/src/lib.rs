@@ -1,0 +1,25 @@
+//! Versioned authenticated state for Stele, on RocksDB.
+//!
+//! * [`tree`] — the sparse Merkle tree: domain-separated BLAKE3 hashing,
+//!   16-ary nodes holding four binary levels, a canonical shape so the root
+//!   depends only on the contents, batch updates from a sorted write set.
+//! * [`proof`] — inclusion and exclusion proofs and their standalone
+//!   verifier (no RocksDB: build with `default-features = false`).
+//! * `db` (feature `db`, on by default) — [`StateDb`]: a flat latest-value
+//!   store for reads, history for reads at past versions, versioned tree
+//!   nodes, bounded pruning, and one atomic write batch per block; and
+//!   [`Overlay`] for the block being executed.
+//!
+//! The crate knows nothing of wasm, contracts or consensus: keys and values
+//! are bytes, versions are block heights.
+#![deny(missing_docs)]
+
+#[cfg(feature = "db")]
+mod db;
+pub mod proof;
+pub mod tree;
+
+#[cfg(feature = "db")]
+pub use db::{Overlay, Retention, StateConfig, StateDb, StateError, WriteSet};
+pub use proof::{Proof, ProofError, Terminal};
+pub use tree::{EMPTY, Hash};

@@ -1,0 +1,623 @@
+//! The authenticated tree: a sparse Merkle tree over BLAKE3-hashed keys.
+//!
+//! Conceptually a binary tree of depth 256 indexed by the bits of
+//! `blake3(key)`. It is stored as 16-ary nodes, each holding the four
+//! binary levels below it, and *compressed*: a key's leaf sits at the
+//! shallowest node where no other key shares its prefix, and a node left
+//! with a single leaf collapses into its parent. That shape depends only on
+//! the set of keys, so the root does not depend on insertion order or
+//! batching.
+//!
+//! Hashing is domain-separated:
+//! * leaf: `blake3(0x00 ‖ key_hash ‖ value_hash)`, with `value_hash =
+//!   blake3(value)`;
+//! * internal: `blake3(0x01 ‖ left ‖ right)`, except that two empty
+//!   children give [`EMPTY`], the constant for empty subtrees.
+//!
+//! Nodes are immutable and versioned: an update writes new nodes under the
+//! new version and reports the nodes it replaced as stale, so older
+//! versions stay readable until they are pruned.
+
+use std::sync::Arc;
+
+/// A 32-byte hash.
+pub type Hash = [u8; 32];
+
+/// The hash of an empty subtree.
+pub const EMPTY: Hash = [0; 32];
+
+/// Nibbles (4-bit steps) in a key hash: the deepest a node can be.
+pub const DEPTH_NIBBLES_MAX: usize = 64;
+
+/// Hash of a key, which decides its position.
+pub fn key_hash(key: &[u8]) -> Hash {
+    *blake3::hash(key).as_bytes()
+}
+
+/// Hash of a value, which its leaf commits to.
+pub fn value_hash(value: &[u8]) -> Hash {
+    *blake3::hash(value).as_bytes()
+}
+
+/// Hash of a leaf.
+pub fn leaf_hash(key_hash: &Hash, value_hash: &Hash) -> Hash {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&[0x00]);
+    hasher.update(key_hash);
+    hasher.update(value_hash);
+    *hasher.finalize().as_bytes()
+}
+
+/// Hash of an internal binary node.
+pub fn internal_hash(left: &Hash, right: &Hash) -> Hash {
+    if *left == EMPTY && *right == EMPTY {
+        return EMPTY;
+    }
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&[0x01]);
+    hasher.update(left);
+    hasher.update(right);
+    *hasher.finalize().as_bytes()
+}
+
+/// The `depth`-th nibble of a key hash.
+pub fn nibble(hash: &Hash, depth: usize) -> u8 {
+    let byte = hash[depth / 2];
+    if depth % 2 == 0 {
+        byte >> 4
+    } else {
+        byte & 0x0f
+    }
+}
+
+/// The `idx`-th bit of a key hash, most significant first.
+pub fn bit(hash: &Hash, idx: usize) -> bool {
+    hash[idx / 8] & (0x80 >> (idx % 8)) != 0
+}
+
+/// A child slot of a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Child {
+    /// A key, stored in its parent.
+    Leaf {
+        /// `blake3(key)`.
+        key_hash: Hash,
+        /// `blake3(value)`.
+        value_hash: Hash,
+        /// The version the value was written at (stored, not hashed: it
+        /// tells the store which history entry an update supersedes).
+        value_version: u64,
+    },
+    /// A node written at `version`.
+    Node {
+        /// Its hash.
+        hash: Hash,
+        /// The version it was written at (part of its storage key).
+        version: u64,
+    },
+}
+
+impl Child {
+    /// The hash this child contributes to its parent.
+    pub fn hash(&self) -> Hash {
+        match self {
+            Child::Leaf {
+                key_hash,
+                value_hash,
+                ..
+            } => leaf_hash(key_hash, value_hash),
+            Child::Node { hash, .. } => *hash,
+        }
+    }
+}
+
+/// A 16-ary node: four binary levels.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Node {
+    /// Children by nibble.
+    pub children: [Option<Child>; 16],
+}
+
+impl Node {
+    fn slot_hashes(&self) -> [Hash; 16] {
+        std::array::from_fn(|idx| self.children[idx].as_ref().map_or(EMPTY, Child::hash))
+    }
+
+    /// The node's hash: the root of its four binary levels.
+    pub fn hash(&self) -> Hash {
+        let mut level: Vec<Hash> = self.slot_hashes().to_vec();
+        while level.len() > 1 {
+            level = level
+                .chunks_exact(2)
+                .map(|pair| internal_hash(&pair[0], &pair[1]))
+                .collect();
+        }
+        level[0]
+    }
+
+    /// The four binary siblings on the way from the top of the node down to
+    /// slot `nibble`, top first.
+    pub fn siblings(&self, nibble: u8) -> [Hash; 4] {
+        let mut levels = vec![self.slot_hashes().to_vec()];
+        while levels.last().expect("at least one level").len() > 1 {
+            let next = levels
+                .last()
+                .expect("at least one level")
+                .chunks_exact(2)
+                .map(|pair| internal_hash(&pair[0], &pair[1]))
+                .collect();
+            levels.push(next);
+        }
+        // levels[0] has 16 slots, levels[3] has 2.
+        let mut siblings = [EMPTY; 4];
+        for (level_idx, siblings_idx) in (0..4).zip((0..4).rev()) {
+            let position = (nibble as usize) >> level_idx;
+            siblings[siblings_idx] = levels[level_idx][position ^ 1];
+        }
+        siblings
+    }
+
+    fn n_children(&self) -> usize {
+        self.children.iter().filter(|child| child.is_some()).count()
+    }
+
+    /// The node's encoding: a 16-bit bitmap of present children, then per
+    /// child a tag (0 leaf, 1 node) and its fields (a leaf's key hash, value
+    /// hash and value version; a node's hash and version).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bitmap = 0u16;
+        let mut body = Vec::with_capacity(16 * 65);
+        for (idx, child) in self.children.iter().enumerate() {
+            let Some(child) = child else { continue };
+            bitmap |= 1 << idx;
+            match child {
+                Child::Leaf {
+                    key_hash,
+                    value_hash,
+                    value_version,
+                } => {
+                    body.push(0);
+                    body.extend_from_slice(key_hash);
+                    body.extend_from_slice(value_hash);
+                    body.extend_from_slice(&value_version.to_be_bytes());
+                }
+                Child::Node { hash, version } => {
+                    body.push(1);
+                    body.extend_from_slice(hash);
+                    body.extend_from_slice(&version.to_be_bytes());
+                }
+            }
+        }
+        let mut bytes = bitmap.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&body);
+        bytes
+    }
+
+    /// Decodes [`Node::encode`]'s output; `None` if malformed.
+    pub fn decode(bytes: &[u8]) -> Option<Node> {
+        let bitmap = u16::from_be_bytes(bytes.get(..2)?.try_into().ok()?);
+        let mut rest = &bytes[2..];
+        let mut node = Node::default();
+        for idx in 0..16 {
+            if bitmap & (1 << idx) == 0 {
+                continue;
+            }
+            let (&tag, tail) = rest.split_first()?;
+            node.children[idx] = Some(match tag {
+                0 => {
+                    let key_hash = tail.get(..32)?.try_into().ok()?;
+                    let value_hash = tail.get(32..64)?.try_into().ok()?;
+                    let value_version = u64::from_be_bytes(tail.get(64..72)?.try_into().ok()?);
+                    rest = &tail[72..];
+                    Child::Leaf {
+                        key_hash,
+                        value_hash,
+                        value_version,
+                    }
+                }
+                1 => {
+                    let hash = tail.get(..32)?.try_into().ok()?;
+                    let version = u64::from_be_bytes(tail.get(32..40)?.try_into().ok()?);
+                    rest = &tail[40..];
+                    Child::Node { hash, version }
+                }
+                _ => return None,
+            });
+        }
+        rest.is_empty().then_some(node)
+    }
+}
+
+/// Where a node is stored: the version it was written at and its path of
+/// nibbles from the root.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeKey {
+    /// Version the node was written at.
+    pub version: u64,
+    /// Nibbles from the root.
+    pub path: Vec<u8>,
+}
+
+impl NodeKey {
+    /// Storage encoding: version (big-endian), path length, packed nibbles.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(9 + self.path.len().div_ceil(2));
+        bytes.extend_from_slice(&self.version.to_be_bytes());
+        bytes.push(self.path.len() as u8);
+        for pair in self.path.chunks(2) {
+            bytes.push(pair[0] << 4 | pair.get(1).copied().unwrap_or(0));
+        }
+        bytes
+    }
+
+    /// Decodes [`NodeKey::encode`]'s output.
+    pub fn decode(bytes: &[u8]) -> Option<NodeKey> {
+        let version = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
+        let len = *bytes.get(8)? as usize;
+        let packed = bytes.get(9..)?;
+        if len > DEPTH_NIBBLES_MAX || packed.len() != len.div_ceil(2) {
+            return None;
+        }
+        let path = (0..len)
+            .map(|idx| {
+                if idx % 2 == 0 {
+                    packed[idx / 2] >> 4
+                } else {
+                    packed[idx / 2] & 0x0f
+                }
+            })
+            .collect();
+        Some(NodeKey { version, path })
+    }
+}
+
+/// Reads stored nodes.
+pub trait NodeReader {
+    /// The error of the storage behind.
+    type Error;
+    /// The node at `key`; an error if it is missing (a corrupt store).
+    fn node(&self, key: &NodeKey) -> Result<Arc<Node>, Self::Error>;
+}
+
+/// What one update of the tree produced.
+#[derive(Debug, Default)]
+pub struct TreeUpdate {
+    /// The new root.
+    pub root: Option<Child>,
+    /// Nodes to write.
+    pub new_nodes: Vec<(NodeKey, Node)>,
+    /// Nodes the new version no longer uses.
+    pub stale_nodes: Vec<NodeKey>,
+    /// Keys that existed and were updated or removed: `(key hash, version
+    /// of the value they had)`.
+    pub replaced: Vec<(Hash, u64)>,
+}
+
+impl TreeUpdate {
+    /// The new root hash.
+    pub fn root_hash(&self) -> Hash {
+        self.root.as_ref().map_or(EMPTY, Child::hash)
+    }
+}
+
+/// Applies `updates` — `(key_hash, Some(value_hash))` to set,
+/// `(key_hash, None)` to remove; sorted by key hash, each key once — to the
+/// tree whose root is `root`, writing new nodes under `version`.
+pub fn update<R: NodeReader>(
+    reader: &R,
+    root: Option<Child>,
+    version: u64,
+    updates: &[(Hash, Option<Hash>)],
+) -> Result<TreeUpdate, R::Error> {
+    debug_assert!(
+        updates.windows(2).all(|pair| pair[0].0 < pair[1].0),
+        "updates sorted and unique"
+    );
+    let mut out = TreeUpdate::default();
+    let mut path = Vec::new();
+    let root = Updater {
+        reader,
+        version,
+        out: &mut out,
+    }
+    .subtree(root, &mut path, updates)?;
+    out.root = root;
+    Ok(out)
+}
+
+struct Updater<'a, R> {
+    reader: &'a R,
+    version: u64,
+    out: &'a mut TreeUpdate,
+}
+
+impl<R: NodeReader> Updater<'_, R> {
+    fn subtree(
+        &mut self,
+        child: Option<Child>,
+        path: &mut Vec<u8>,
+        updates: &[(Hash, Option<Hash>)],
+    ) -> Result<Option<Child>, R::Error> {
+        if updates.is_empty() {
+            return Ok(child);
+        }
+        let depth = path.len();
+        let version = self.version;
+        let inserts = || -> Vec<(Hash, Hash, u64)> {
+            updates
+                .iter()
+                .filter_map(|(key, value)| value.map(|value| (*key, value, version)))
+                .collect()
+        };
+        match child {
+            None => Ok(self.build(path, &inserts())),
+            Some(Child::Leaf {
+                key_hash,
+                value_hash,
+                value_version,
+            }) => {
+                let mut entries = inserts();
+                if updates.iter().any(|(key, _)| *key == key_hash) {
+                    self.out.replaced.push((key_hash, value_version));
+                } else {
+                    let at = entries.partition_point(|(key, _, _)| *key < key_hash);
+                    entries.insert(at, (key_hash, value_hash, value_version));
+                }
+                Ok(self.build(path, &entries))
+            }
+            Some(Child::Node { version, .. }) => {
+                let key = NodeKey {
+                    version,
+                    path: path.clone(),
+                };
+                let mut node = (*self.reader.node(&key)?).clone();
+                self.out.stale_nodes.push(key);
+                let mut start = 0;
+                while start < updates.len() {
+                    let idx = nibble(&updates[start].0, depth);
+                    let end = start
+                        + updates[start..].partition_point(|(key, _)| nibble(key, depth) == idx);
+                    path.push(idx);
+                    let slot = node.children[idx as usize].take();
+                    node.children[idx as usize] = self.subtree(slot, path, &updates[start..end])?;
+                    path.pop();
+                    start = end;
+                }
+                Ok(self.finish(path, node))
+            }
+        }
+    }
+
+    /// A subtree holding exactly `entries` (key hash, value hash, value
+    /// version; sorted by key hash).
+    fn build(&mut self, path: &mut Vec<u8>, entries: &[(Hash, Hash, u64)]) -> Option<Child> {
+        match entries {
+            [] => None,
+            [(key_hash, value_hash, value_version)] => Some(Child::Leaf {
+                key_hash: *key_hash,
+                value_hash: *value_hash,
+                value_version: *value_version,
+            }),
+            _ => {
+                let depth = path.len();
+                assert!(
+                    depth < DEPTH_NIBBLES_MAX,
+                    "two different key hashes share all 64 nibbles"
+                );
+                let mut node = Node::default();
+                let mut start = 0;
+                while start < entries.len() {
+                    let idx = nibble(&entries[start].0, depth);
+                    let end = start
+                        + entries[start..].partition_point(|(key, _, _)| nibble(key, depth) == idx);
+                    path.push(idx);
+                    node.children[idx as usize] = self.build(path, &entries[start..end]);
+                    path.pop();
+                    start = end;
+                }
+                self.finish(path, node)
+            }
+        }
+    }
+
+    /// Stores `node` at `path`, or collapses it: no children means no
+    /// subtree, and a single leaf moves up into the parent.
+    fn finish(&mut self, path: &[u8], node: Node) -> Option<Child> {
+        match node.n_children() {
+            0 => None,
+            1 => {
+                let only = node.children.iter().flatten().next().expect("one child");
+                if let Child::Leaf { .. } = only {
+                    return Some(only.clone());
+                }
+                Some(self.store(path, node))
+            }
+            _ => Some(self.store(path, node)),
+        }
+    }
+
+    fn store(&mut self, path: &[u8], node: Node) -> Child {
+        let hash = node.hash();
+        self.out.new_nodes.push((
+            NodeKey {
+                version: self.version,
+                path: path.to_vec(),
+            },
+            node,
+        ));
+        Child::Node {
+            hash,
+            version: self.version,
+        }
+    }
+}
+
+/// The root hash of a tree holding exactly `entries` (key hash, value
+/// hash), in any order: the reference the stored tree must agree with.
+pub fn root_of(entries: &[(Hash, Hash)]) -> Hash {
+    let mut entries: Vec<(Hash, Hash, u64)> = entries
+        .iter()
+        .map(|(key, value)| (*key, *value, 0))
+        .collect();
+    entries.sort();
+    entries.dedup_by(|a, b| a.0 == b.0);
+    struct Nothing;
+    impl NodeReader for Nothing {
+        type Error = ();
+        fn node(&self, _key: &NodeKey) -> Result<Arc<Node>, ()> {
+            Err(())
+        }
+    }
+    let mut out = TreeUpdate::default();
+    let root = Updater {
+        reader: &Nothing,
+        version: 0,
+        out: &mut out,
+    }
+    .build(&mut Vec::new(), &entries);
+    root.as_ref().map_or(EMPTY, Child::hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[derive(Default)]
+    struct Memory(HashMap<NodeKey, Arc<Node>>);
+
+    impl NodeReader for Memory {
+        type Error = String;
+        fn node(&self, key: &NodeKey) -> Result<Arc<Node>, String> {
+            self.0
+                .get(key)
+                .cloned()
+                .ok_or_else(|| format!("missing {key:?}"))
+        }
+    }
+
+    fn apply(
+        memory: &mut Memory,
+        root: Option<Child>,
+        version: u64,
+        updates: &[(Hash, Option<Hash>)],
+    ) -> Option<Child> {
+        let result = update(memory, root, version, updates).unwrap();
+        for (key, node) in result.new_nodes {
+            memory.0.insert(key, Arc::new(node));
+        }
+        result.root
+    }
+
+    fn kv(n: u32) -> (Hash, Hash) {
+        (
+            key_hash(&n.to_le_bytes()),
+            value_hash(&(n * 7).to_le_bytes()),
+        )
+    }
+
+    #[test]
+    fn root_depends_only_on_the_set_of_entries() {
+        let entries: Vec<(Hash, Hash)> = (0..300).map(kv).collect();
+        let expected = root_of(&entries);
+        // One batch.
+        let mut memory = Memory::default();
+        let mut sorted: Vec<(Hash, Option<Hash>)> =
+            entries.iter().map(|(k, v)| (*k, Some(*v))).collect();
+        sorted.sort();
+        let root = apply(&mut memory, None, 1, &sorted);
+        assert_eq!(root.as_ref().map_or(EMPTY, Child::hash), expected);
+        // One at a time, in another order.
+        let mut memory = Memory::default();
+        let mut root = None;
+        for (version, (key, value)) in entries.iter().rev().enumerate() {
+            root = apply(
+                &mut memory,
+                root,
+                version as u64 + 1,
+                &[(*key, Some(*value))],
+            );
+        }
+        assert_eq!(root.as_ref().map_or(EMPTY, Child::hash), expected);
+        // Adding then removing extra keys comes back to the same root.
+        let extra: Vec<(Hash, Option<Hash>)> = {
+            let mut extra: Vec<_> = (1000..1100).map(|n| (kv(n).0, Some(kv(n).1))).collect();
+            extra.sort();
+            extra
+        };
+        root = apply(&mut memory, root, 1000, &extra);
+        assert_ne!(root.as_ref().map_or(EMPTY, Child::hash), expected);
+        let removals: Vec<(Hash, Option<Hash>)> = extra.iter().map(|(k, _)| (*k, None)).collect();
+        root = apply(&mut memory, root, 1001, &removals);
+        assert_eq!(root.as_ref().map_or(EMPTY, Child::hash), expected);
+    }
+
+    #[test]
+    fn empty_and_single_trees() {
+        assert_eq!(root_of(&[]), EMPTY);
+        let (k, v) = kv(1);
+        assert_eq!(root_of(&[(k, v)]), leaf_hash(&k, &v));
+        let memory = Memory::default();
+        let replaced = update(&memory, None, 1, &[(k, Some(v))]).unwrap();
+        assert!(replaced.replaced.is_empty());
+        let root = replaced.root.clone();
+        let again = update(&memory, root, 2, &[(k, Some(v))]).unwrap();
+        assert_eq!(
+            again.replaced,
+            vec![(k, 1)],
+            "an update reports the version it supersedes"
+        );
+        let mut memory = Memory::default();
+        let root = apply(&mut memory, None, 1, &[(k, Some(v))]);
+        let root = apply(&mut memory, root, 2, &[(k, None)]);
+        assert_eq!(root, None);
+    }
+
+    #[test]
+    fn node_and_key_encodings_round_trip() {
+        let mut node = Node::default();
+        node.children[3] = Some(Child::Leaf {
+            key_hash: [1; 32],
+            value_hash: [2; 32],
+            value_version: 5,
+        });
+        node.children[15] = Some(Child::Node {
+            hash: [3; 32],
+            version: 99,
+        });
+        assert_eq!(Node::decode(&node.encode()), Some(node.clone()));
+        assert_eq!(Node::decode(&node.encode()[1..]), None);
+        let key = NodeKey {
+            version: 7,
+            path: vec![1, 15, 3],
+        };
+        assert_eq!(NodeKey::decode(&key.encode()), Some(key));
+    }
+
+    #[test]
+    fn siblings_rebuild_the_node_hash() {
+        let mut node = Node::default();
+        for idx in [0usize, 5, 6, 15] {
+            node.children[idx] = Some(Child::Leaf {
+                key_hash: [idx as u8; 32],
+                value_hash: [1; 32],
+                value_version: 0,
+            });
+        }
+        for slot in 0..16u8 {
+            let mut hash = node.children[slot as usize]
+                .as_ref()
+                .map_or(EMPTY, Child::hash);
+            let siblings = node.siblings(slot);
+            for (level, sibling) in siblings.iter().rev().enumerate() {
+                let right = (slot >> level) & 1 == 1;
+                hash = if right {
+                    internal_hash(sibling, &hash)
+                } else {
+                    internal_hash(&hash, sibling)
+                };
+            }
+            assert_eq!(hash, node.hash(), "slot {slot}");
+        }
+    }
+}

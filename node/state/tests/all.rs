@@ -1,0 +1,390 @@
+//! The state store against a model: reads, history, proofs, pruning,
+//! version rules, the block overlay, and recovery after SIGKILL.
+
+#[path = "support/crash_blocks.rs"]
+mod crash_blocks;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+
+use crash_blocks::{Rng, block, model};
+use stele_state::tree::{key_hash, root_of, value_hash};
+use stele_state::{
+    Overlay, Proof, ProofError, Retention, StateConfig, StateDb, StateError, WriteSet,
+};
+
+fn config(dir: &tempfile::TempDir, retention: Retention) -> StateConfig {
+    let mut config = StateConfig::new(dir.path().join("state"));
+    config.retention = retention;
+    config.sync_commits = false;
+    config
+}
+
+fn writes(pairs: &[(&str, Option<&str>)]) -> WriteSet {
+    pairs
+        .iter()
+        .map(|(key, value)| {
+            (
+                key.as_bytes().to_vec(),
+                value.map(|value| value.as_bytes().to_vec()),
+            )
+        })
+        .collect()
+}
+
+fn model_root(state: &BTreeMap<Vec<u8>, Vec<u8>>) -> [u8; 32] {
+    let entries: Vec<_> = state
+        .iter()
+        .map(|(key, value)| (key_hash(key), value_hash(value)))
+        .collect();
+    root_of(&entries)
+}
+
+#[test]
+fn reads_history_and_roots_follow_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDb::open(config(&dir, Retention::Window(100))).unwrap();
+    assert_eq!(state.latest_version(), None);
+    let mut roots = Vec::new();
+    for version in 1..=30 {
+        let root = state.commit(version, &block(version)).unwrap();
+        assert_eq!(root, model_root(&model(version)), "version {version}");
+        roots.push(root);
+    }
+    let latest = model(30);
+    assert_eq!(
+        state.entries().unwrap(),
+        latest.clone().into_iter().collect::<Vec<_>>()
+    );
+    assert!(state.verify_root().unwrap());
+    for version in [1, 7, 29, 30] {
+        let past = model(version);
+        assert_eq!(state.root_at(version).unwrap(), roots[version as usize - 1]);
+        for n in (0..crash_blocks::KEY_SPACE).step_by(37) {
+            let key = format!("key-{n:05}").into_bytes();
+            assert_eq!(
+                state.get_at(&key, version).unwrap(),
+                past.get(&key).cloned(),
+                "{n} at {version}"
+            );
+        }
+    }
+    for (key, value) in latest.iter().take(50) {
+        assert_eq!(state.get(key).unwrap().as_ref(), Some(value));
+    }
+}
+
+#[test]
+fn proofs_verify_for_present_absent_and_removed_keys_and_forgeries_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDb::open(config(&dir, Retention::Window(100))).unwrap();
+    for version in 1..=10 {
+        state.commit(version, &block(version)).unwrap();
+    }
+    let mut largest = 0;
+    for version in [3, 10] {
+        let root = state.root_at(version).unwrap();
+        let past = model(version);
+        for n in 0..200 {
+            let key = format!("key-{n:05}").into_bytes();
+            let (value, proof) = state.prove(&key, version).unwrap();
+            assert_eq!(value, past.get(&key).cloned());
+            proof.verify(&root, &key, value.as_deref()).unwrap();
+            let bytes = proof.to_bytes();
+            largest = largest.max(bytes.len());
+            assert_eq!(Proof::from_bytes(&bytes).unwrap(), proof);
+            // Forgeries: the opposite claim, another value, another root.
+            match &value {
+                Some(value) => {
+                    assert_eq!(
+                        proof.verify(&root, &key, None),
+                        Err(ProofError::WrongTerminal)
+                    );
+                    let mut other = value.clone();
+                    other[0] ^= 1;
+                    assert_eq!(
+                        proof.verify(&root, &key, Some(&other)),
+                        Err(ProofError::WrongTerminal)
+                    );
+                }
+                None => assert_eq!(
+                    proof.verify(&root, &key, Some(b"x")),
+                    Err(ProofError::WrongTerminal)
+                ),
+            }
+            let mut wrong_root = root;
+            wrong_root[5] ^= 1;
+            assert_eq!(
+                proof.verify(&wrong_root, &key, value.as_deref()),
+                Err(ProofError::RootMismatch)
+            );
+            if let Some(position) = proof
+                .siblings
+                .iter()
+                .position(|hash| *hash != stele_state::EMPTY)
+            {
+                let mut forged = proof.clone();
+                forged.siblings[position][0] ^= 1;
+                assert_eq!(
+                    forged.verify(&root, &key, value.as_deref()),
+                    Err(ProofError::RootMismatch)
+                );
+            }
+        }
+    }
+    assert!(largest < 1_500, "proofs stay small: {largest} bytes");
+    // Keys never written are absent with a valid exclusion proof.
+    let (value, proof) = state.prove(b"never written", 10).unwrap();
+    assert_eq!(value, None);
+    proof.verify(&state.root(), b"never written", None).unwrap();
+    assert!(Proof::from_bytes(&[0xff, 0xff]).is_err());
+}
+
+#[test]
+fn versions_must_increase_and_old_ones_are_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDb::open(config(&dir, Retention::Window(5))).unwrap();
+    assert!(matches!(
+        state.get_at(b"k", 1),
+        Err(StateError::VersionUnknown {
+            version: 1,
+            latest: None
+        })
+    ));
+    for version in 1..=20 {
+        state.commit(version, &block(version)).unwrap();
+    }
+    let error = state.commit(20, &WriteSet::new()).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "version 20 does not follow the latest committed version 20"
+    );
+    assert_eq!(state.oldest_version(), 15);
+    let error = state.get_at(b"key-00001", 14).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "version 14 is pruned; the oldest readable version is 15"
+    );
+    assert!(matches!(
+        state.prove(b"key-00001", 21),
+        Err(StateError::VersionUnknown { version: 21, .. })
+    ));
+    let past = model(15);
+    for n in 0..crash_blocks::KEY_SPACE {
+        let key = format!("key-{n:05}").into_bytes();
+        assert_eq!(
+            state.get_at(&key, 15).unwrap(),
+            past.get(&key).cloned(),
+            "retained history is intact"
+        );
+    }
+    let (value, proof) = state.prove(b"key-00003", 15).unwrap();
+    proof
+        .verify(&state.root_at(15).unwrap(), b"key-00003", value.as_deref())
+        .unwrap();
+}
+
+#[test]
+fn the_database_stops_growing_under_steady_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDb::open(config(&dir, Retention::Window(10))).unwrap();
+    let overwrite = |version: u64| -> WriteSet {
+        (0..500u32)
+            .map(|n| {
+                (
+                    format!("k{n}").into_bytes(),
+                    Some(format!("v{version}-{n}").into_bytes()),
+                )
+            })
+            .collect()
+    };
+    let mut totals = Vec::new();
+    for version in 1..=80 {
+        state.commit(version, &overwrite(version)).unwrap();
+        if version % 20 == 0 {
+            let counts = state.entry_counts().unwrap();
+            totals.push(counts.values().sum::<u64>());
+        }
+    }
+    // After the window fills, every commit prunes what it supersedes.
+    assert_eq!(totals[1], totals[2], "{totals:?}");
+    assert_eq!(totals[2], totals[3], "{totals:?}");
+    let counts = state.entry_counts().unwrap();
+    assert_eq!(counts["flat"], 500);
+    assert_eq!(
+        counts["history"],
+        500 * 11,
+        "the window plus the latest version"
+    );
+    // Archive mode keeps everything.
+    let archive_dir = tempfile::tempdir().unwrap();
+    let archive = StateDb::open(config(&archive_dir, Retention::Archive)).unwrap();
+    for version in 1..=30 {
+        archive.commit(version, &overwrite(version)).unwrap();
+    }
+    assert_eq!(archive.entry_counts().unwrap()["history"], 500 * 30);
+    assert_eq!(
+        archive.get_at(b"k7", 1).unwrap().as_deref(),
+        Some(&b"v1-7"[..])
+    );
+}
+
+#[test]
+fn removed_keys_churn_without_leaking_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDb::open(config(&dir, Retention::Window(3))).unwrap();
+    for version in 1..=40 {
+        let value = (version % 2 == 1).then_some("present");
+        state.commit(version, &writes(&[("churn", value)])).unwrap();
+        assert_eq!(state.get(b"churn").unwrap().is_some(), version % 2 == 1);
+    }
+    assert!(state.entry_counts().unwrap()["history"] <= 5);
+    assert_eq!(
+        state.get_at(b"churn", 39).unwrap().as_deref(),
+        Some(&b"present"[..])
+    );
+    assert_eq!(state.get_at(b"churn", 38).unwrap(), None);
+}
+
+#[test]
+fn the_overlay_reads_through_and_commits_as_the_next_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDb::open(config(&dir, Retention::Window(10))).unwrap();
+    state
+        .commit(
+            1,
+            &writes(&[
+                ("a/1", Some("one")),
+                ("a/2", Some("two")),
+                ("b/1", Some("other")),
+            ]),
+        )
+        .unwrap();
+    let mut overlay = Overlay::new(&state);
+    overlay.apply(writes(&[("a/2", None), ("a/3", Some("three"))]));
+    assert_eq!(overlay.get(b"a/2").unwrap(), None);
+    assert_eq!(overlay.get(b"b/1").unwrap().as_deref(), Some(&b"other"[..]));
+    let mut seen = Vec::new();
+    let mut start = b"a/".to_vec();
+    while let Some((key, _)) = overlay.next(&start, b"a/").unwrap() {
+        start = key.clone();
+        start.push(0);
+        seen.push(String::from_utf8(key).unwrap());
+    }
+    assert_eq!(seen, ["a/1", "a/3"]);
+    let root = overlay.commit(2).unwrap();
+    assert_eq!(state.root(), root);
+    assert_eq!(state.get(b"a/3").unwrap().as_deref(), Some(&b"three"[..]));
+    assert_eq!(
+        state.get_at(b"a/2", 1).unwrap().as_deref(),
+        Some(&b"two"[..])
+    );
+}
+
+#[test]
+fn reopening_recovers_the_committed_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = {
+        let state = StateDb::open(config(&dir, Retention::Window(10))).unwrap();
+        for version in 1..=5 {
+            state.commit(version, &block(version)).unwrap();
+        }
+        state.root()
+    };
+    let state = StateDb::open(config(&dir, Retention::Window(10))).unwrap();
+    assert_eq!((state.latest_version(), state.root()), (Some(5), root));
+    assert_eq!(state.root_at(3).unwrap(), model_root(&model(3)));
+    state.commit(6, &block(6)).unwrap();
+    assert_eq!(state.root(), model_root(&model(6)));
+}
+
+/// Hostile item 22: SIGKILL at random points while committing. Every
+/// restart recovers exactly the last committed version, with the same
+/// root and contents. `STELE_CRASH_ITERATIONS` raises the count (see
+/// `scripts/state-crash-soak.sh`).
+#[test]
+fn sigkill_during_commits_recovers_the_last_committed_version() {
+    let iterations: u64 = std::env::var("STELE_CRASH_ITERATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(50);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state");
+    let mut acknowledged: BTreeMap<u64, String> = BTreeMap::new();
+    let mut rng = Rng(0x5eed);
+    let mut expected = BTreeMap::new();
+    let mut expected_version = 0;
+    for iteration in 0..iterations {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stele-state-crash"))
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the child starts");
+        // The reader stays open until the child is dead, so the child never
+        // sees a broken pipe: it stops only by SIGKILL.
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let acks = 1 + (rng.next() % 3) as usize;
+        for line in stdout.by_ref().lines().take(acks) {
+            let line = line.expect("a line");
+            let (version, root) = line.split_once(' ').expect("version and root");
+            let version: u64 = version.parse().expect("a version");
+            if let Some(previous) = acknowledged.insert(version, root.to_string()) {
+                assert_eq!(
+                    previous, root,
+                    "version {version} committed twice with different roots"
+                );
+            }
+        }
+        // Land the kill somewhere inside the next commits.
+        std::thread::sleep(std::time::Duration::from_micros(rng.next() % 4_000));
+        child.kill().expect("SIGKILL");
+        let status = child.wait().expect("reaped");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9),
+            "killed by SIGKILL"
+        );
+        drop(stdout);
+
+        let mut config = StateConfig::new(&path);
+        config.retention = Retention::Window(20);
+        let state = StateDb::open(config).expect("the store reopens after SIGKILL");
+        let latest = state.latest_version().expect("something was committed");
+        let last_acknowledged = *acknowledged.keys().last().expect("acknowledged commits");
+        assert!(
+            latest == last_acknowledged || latest == last_acknowledged + 1,
+            "iteration {iteration}: recovered {latest}, last acknowledged {last_acknowledged}"
+        );
+        let root: String = state
+            .root()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        if let Some(acknowledged_root) = acknowledged.get(&latest) {
+            assert_eq!(
+                &root, acknowledged_root,
+                "iteration {iteration}: root of {latest}"
+            );
+        }
+        acknowledged.insert(latest, root);
+        while expected_version < latest {
+            expected_version += 1;
+            for (key, value) in block(expected_version) {
+                match value {
+                    Some(value) => expected.insert(key, value),
+                    None => expected.remove(&key),
+                };
+            }
+        }
+        assert_eq!(
+            state.entries().unwrap(),
+            expected.clone().into_iter().collect::<Vec<_>>(),
+            "iteration {iteration}"
+        );
+        assert!(
+            state.verify_root().unwrap(),
+            "iteration {iteration}: tree and flat store agree"
+        );
+    }
+}
