@@ -6,8 +6,8 @@
 //!   seek finds the newest value at or below a version;
 //! * `nodes` — tree nodes by [`NodeKey`] (version, path);
 //! * `roots` — the tree root of every retained version;
-//! * `stale` — `stale_since ‖ kind ‖ target`: nodes and history entries a
-//!   later version superseded, in the order they may be pruned;
+//! * `stale` — per version, the list of nodes and history entries it
+//!   superseded, in the order they may be pruned;
 //! * `meta` — the last committed version, its root and the oldest version
 //!   still readable.
 //!
@@ -167,12 +167,47 @@ fn history_key(key_hash: &Hash, version: u64) -> [u8; 40] {
     key
 }
 
-fn stale_key(since: u64, kind: u8, target: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(9 + target.len());
-    key.extend_from_slice(&since.to_be_bytes());
-    key.push(kind);
-    key.extend_from_slice(target);
-    key
+/// What one version superseded, as one `stale` entry: records of `kind ‖
+/// length ‖ target`, nodes and values first and tombstones last.
+#[derive(Default)]
+struct StaleList {
+    records: Vec<u8>,
+    tombstones: Vec<u8>,
+}
+
+impl StaleList {
+    fn push(&mut self, kind: u8, target: &[u8]) {
+        let records = if kind == STALE_TOMBSTONE {
+            &mut self.tombstones
+        } else {
+            &mut self.records
+        };
+        records.push(kind);
+        records.push(target.len() as u8);
+        records.extend_from_slice(target);
+    }
+
+    fn into_bytes(mut self) -> Vec<u8> {
+        self.records.extend_from_slice(&self.tombstones);
+        self.records
+    }
+}
+
+/// Splits a stale entry into its records.
+fn stale_records(mut bytes: &[u8]) -> Result<Vec<(u8, &[u8])>, StateError> {
+    let mut records = Vec::new();
+    while let [kind, len, rest @ ..] = bytes {
+        let len = *len as usize;
+        let target = rest
+            .get(..len)
+            .ok_or_else(|| StateError::Corrupt("stale record".into()))?;
+        records.push((*kind, target));
+        bytes = &rest[len..];
+    }
+    if !bytes.is_empty() {
+        return Err(StateError::Corrupt("stale record".into()));
+    }
+    Ok(records)
 }
 
 /// Versioned authenticated state on RocksDB. Reads take `&self` and may run
@@ -194,12 +229,20 @@ impl StateDb {
             let mut table = BlockBasedOptions::default();
             table.set_block_cache(&cache);
             table.set_bloom_filter(10.0, false);
-            table.set_cache_index_and_filter_blocks(true);
-            table.set_pin_l0_filter_and_index_blocks_in_cache(true);
             let mut options = Options::default();
             options.set_block_based_table_factory(&table);
-            options.set_compression_type(rocksdb::DBCompressionType::Lz4);
-            options.set_write_buffer_size(64 * 1024 * 1024);
+            // Tree nodes are hashes: compressing them costs CPU for nothing.
+            let compression = if name == CF_NODES {
+                rocksdb::DBCompressionType::None
+            } else {
+                rocksdb::DBCompressionType::Lz4
+            };
+            options.set_compression_type(compression);
+            options.set_write_buffer_size(128 * 1024 * 1024);
+            options.set_max_write_buffer_number(4);
+            options.set_memtable_whole_key_filtering(true);
+            options.set_memtable_prefix_bloom_ratio(0.05);
+            options.set_level_zero_file_num_compaction_trigger(8);
             ColumnFamilyDescriptor::new(name, options)
         };
         let mut options = Options::default();
@@ -307,7 +350,10 @@ impl StateDb {
 
     /// The latest value of `key`: one read of the flat store.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        Ok(self.db.get_cf(self.cf(CF_FLAT), key)?)
+        Ok(self
+            .db
+            .get_pinned_cf(self.cf(CF_FLAT), key)?
+            .map(|value| value.to_vec()))
     }
 
     /// The value of `key` at a retained version.
@@ -385,13 +431,15 @@ impl StateDb {
         let update = tree::update(self, meta.root.clone(), version, &updates)?;
         let archive = self.config.retention == Retention::Archive;
 
-        let mut batch = WriteBatch::default();
-        let (flat, history, nodes, stale) = (
-            self.cf(CF_FLAT),
-            self.cf(CF_HISTORY),
-            self.cf(CF_NODES),
-            self.cf(CF_STALE),
-        );
+        // Sized up front: growing a large batch copies it again and again.
+        let value_bytes: usize = writes
+            .iter()
+            .map(|(key, value)| 2 * (key.len() + 48 + value.as_ref().map_or(0, Vec::len)))
+            .sum();
+        let node_bytes = update.new_nodes.len() * (16 * 74 + 64);
+        let mut batch = WriteBatch::with_capacity_bytes(value_bytes + node_bytes + 64 * 1024);
+        let (flat, history, nodes) = (self.cf(CF_FLAT), self.cf(CF_HISTORY), self.cf(CF_NODES));
+        let mut stale = StaleList::default();
         let replaced: std::collections::HashMap<Hash, u64> =
             update.replaced.iter().copied().collect();
         for (key, value) in writes {
@@ -409,19 +457,12 @@ impl StateDb {
                     batch.put_cf(history, history_key(&hash, version), [0u8]);
                     // Once `version` leaves the window, the values this
                     // tombstone hides are pruned, and so can it be.
-                    if !archive {
-                        let target = history_key(&hash, version);
-                        batch.put_cf(stale, stale_key(version, STALE_TOMBSTONE, &target), []);
-                    }
+                    stale.push(STALE_TOMBSTONE, &history_key(&hash, version));
                 }
                 None => {}
             }
-            if !archive && let Some(old) = replaced.get(&hash) {
-                batch.put_cf(
-                    stale,
-                    stale_key(version, STALE_HISTORY, &history_key(&hash, *old)),
-                    [],
-                );
+            if let Some(old) = replaced.get(&hash) {
+                stale.push(STALE_HISTORY, &history_key(&hash, *old));
             }
         }
         let mut new_nodes = Vec::with_capacity(update.new_nodes.len());
@@ -429,10 +470,11 @@ impl StateDb {
             batch.put_cf(nodes, key.encode(), node.encode());
             new_nodes.push((key, Arc::new(node)));
         }
+        for key in &update.stale_nodes {
+            stale.push(STALE_NODE, &key.encode());
+        }
         if !archive {
-            for key in &update.stale_nodes {
-                batch.put_cf(stale, stale_key(version, STALE_NODE, &key.encode()), []);
-            }
+            batch.put_cf(self.cf(CF_STALE), version.to_be_bytes(), stale.into_bytes());
         }
         let root = update.root;
         batch.put_cf(self.cf(CF_ROOTS), version.to_be_bytes(), encode_root(&root));
@@ -476,34 +518,49 @@ impl StateDb {
     }
 
     /// Deletes, in `batch`, what no version from `oldest` on can see:
-    /// stale entries superseded at or before `oldest` (at most
-    /// `prune_per_commit_max` of them), and roots below `oldest`.
+    /// what versions up to `oldest` superseded (at most
+    /// `prune_per_commit_max` entries; a list cut short is rewritten with
+    /// the rest), and roots below `oldest`.
     fn prune(
         &self,
         batch: &mut WriteBatch,
         oldest: u64,
         previous_oldest: u64,
     ) -> Result<(), StateError> {
-        let mut iterator = self.db.raw_iterator_cf(self.cf(CF_STALE));
+        let (stale, nodes, history) = (self.cf(CF_STALE), self.cf(CF_NODES), self.cf(CF_HISTORY));
+        let mut iterator = self.db.raw_iterator_cf(stale);
         iterator.seek_to_first();
-        let mut n_pruned = 0;
-        while n_pruned < self.config.prune_per_commit_max {
-            let Some(key) = iterator.key() else { break };
-            if key.len() < 9 {
-                return Err(StateError::Corrupt("stale entry".into()));
-            }
-            let since = u64::from_be_bytes(key[..8].try_into().expect("8 bytes"));
+        let mut budget = self.config.prune_per_commit_max;
+        while budget > 0 {
+            let (Some(key), Some(list)) = (iterator.key(), iterator.value()) else {
+                break;
+            };
+            let since = u64::from_be_bytes(
+                key.try_into()
+                    .map_err(|_| StateError::Corrupt("stale key".into()))?,
+            );
             if since > oldest {
                 break;
             }
-            let target = &key[9..];
-            match key[8] {
-                STALE_NODE => batch.delete_cf(self.cf(CF_NODES), target),
-                STALE_HISTORY | STALE_TOMBSTONE => batch.delete_cf(self.cf(CF_HISTORY), target),
-                _ => return Err(StateError::Corrupt("stale entry kind".into())),
+            let records = stale_records(list)?;
+            let n_now = records.len().min(budget);
+            for (kind, target) in &records[..n_now] {
+                match *kind {
+                    STALE_NODE => batch.delete_cf(nodes, target),
+                    STALE_HISTORY | STALE_TOMBSTONE => batch.delete_cf(history, target),
+                    _ => return Err(StateError::Corrupt("stale record kind".into())),
+                }
             }
-            batch.delete_cf(self.cf(CF_STALE), key);
-            n_pruned += 1;
+            budget -= n_now;
+            if n_now == records.len() {
+                batch.delete_cf(stale, key);
+            } else {
+                let mut rest = StaleList::default();
+                for (kind, target) in &records[n_now..] {
+                    rest.push(*kind, target);
+                }
+                batch.put_cf(stale, key, rest.into_bytes());
+            }
             iterator.next();
         }
         iterator.status()?;

@@ -87,6 +87,8 @@ pub enum Child {
         /// The version the value was written at (stored, not hashed: it
         /// tells the store which history entry an update supersedes).
         value_version: u64,
+        /// `leaf_hash(key_hash, value_hash)`, computed once (not stored).
+        leaf_hash: Hash,
     },
     /// A node written at `version`.
     Node {
@@ -98,14 +100,21 @@ pub enum Child {
 }
 
 impl Child {
+    /// A leaf, with its hash computed once.
+    pub fn leaf(key_hash: Hash, value_hash: Hash, value_version: u64) -> Child {
+        let leaf_hash = leaf_hash(&key_hash, &value_hash);
+        Child::Leaf {
+            key_hash,
+            value_hash,
+            value_version,
+            leaf_hash,
+        }
+    }
+
     /// The hash this child contributes to its parent.
     pub fn hash(&self) -> Hash {
         match self {
-            Child::Leaf {
-                key_hash,
-                value_hash,
-                ..
-            } => leaf_hash(key_hash, value_hash),
+            Child::Leaf { leaf_hash, .. } => *leaf_hash,
             Child::Node { hash, .. } => *hash,
         }
     }
@@ -175,6 +184,7 @@ impl Node {
                     key_hash,
                     value_hash,
                     value_version,
+                    ..
                 } => {
                     body.push(0);
                     body.extend_from_slice(key_hash);
@@ -209,11 +219,7 @@ impl Node {
                     let value_hash = tail.get(32..64)?.try_into().ok()?;
                     let value_version = u64::from_be_bytes(tail.get(64..72)?.try_into().ok()?);
                     rest = &tail[72..];
-                    Child::Leaf {
-                        key_hash,
-                        value_hash,
-                        value_version,
-                    }
+                    Child::leaf(key_hash, value_hash, value_version)
                 }
                 1 => {
                     let hash = tail.get(..32)?.try_into().ok()?;
@@ -355,6 +361,7 @@ impl<R: NodeReader> Updater<'_, R> {
                 key_hash,
                 value_hash,
                 value_version,
+                ..
             }) => {
                 let mut entries = inserts();
                 if updates.iter().any(|(key, _)| *key == key_hash) {
@@ -393,11 +400,9 @@ impl<R: NodeReader> Updater<'_, R> {
     fn build(&mut self, path: &mut Vec<u8>, entries: &[(Hash, Hash, u64)]) -> Option<Child> {
         match entries {
             [] => None,
-            [(key_hash, value_hash, value_version)] => Some(Child::Leaf {
-                key_hash: *key_hash,
-                value_hash: *value_hash,
-                value_version: *value_version,
-            }),
+            [(key_hash, value_hash, value_version)] => {
+                Some(Child::leaf(*key_hash, *value_hash, *value_version))
+            }
             _ => {
                 let depth = path.len();
                 assert!(
@@ -576,11 +581,7 @@ mod tests {
     #[test]
     fn node_and_key_encodings_round_trip() {
         let mut node = Node::default();
-        node.children[3] = Some(Child::Leaf {
-            key_hash: [1; 32],
-            value_hash: [2; 32],
-            value_version: 5,
-        });
+        node.children[3] = Some(Child::leaf([1; 32], [2; 32], 5));
         node.children[15] = Some(Child::Node {
             hash: [3; 32],
             version: 99,
@@ -598,11 +599,7 @@ mod tests {
     fn siblings_rebuild_the_node_hash() {
         let mut node = Node::default();
         for idx in [0usize, 5, 6, 15] {
-            node.children[idx] = Some(Child::Leaf {
-                key_hash: [idx as u8; 32],
-                value_hash: [1; 32],
-                value_version: 0,
-            });
+            node.children[idx] = Some(Child::leaf([idx as u8; 32], [1; 32], 0));
         }
         for slot in 0..16u8 {
             let mut hash = node.children[slot as usize]
