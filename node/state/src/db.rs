@@ -238,11 +238,7 @@ impl StateDb {
                 rocksdb::DBCompressionType::Lz4
             };
             options.set_compression_type(compression);
-            options.set_write_buffer_size(128 * 1024 * 1024);
-            options.set_max_write_buffer_number(4);
-            options.set_memtable_whole_key_filtering(true);
-            options.set_memtable_prefix_bloom_ratio(0.05);
-            options.set_level_zero_file_num_compaction_trigger(8);
+            options.set_write_buffer_size(64 * 1024 * 1024);
             ColumnFamilyDescriptor::new(name, options)
         };
         let mut options = Options::default();
