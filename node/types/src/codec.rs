@@ -1,0 +1,59 @@
+//! Decoding untrusted bytes against limits.
+//!
+//! The size is checked before anything is decoded; borsh then refuses
+//! trailing bytes and non-canonical tags, and never preallocates more than
+//! a few KiB for a length prefix it has not seen the data of; counts are
+//! checked after. Decoding then re-encoding gives the same bytes.
+
+use borsh::BorshDeserialize;
+
+use crate::limits::{ACTIONS_PER_TX_MAX, TX_BYTES_MAX};
+use crate::tx::SignedTransaction;
+
+/// Why bytes are not a transaction.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Larger than any transaction may be; refused before decoding.
+    #[error("transaction is {size} bytes, over the limit TX_BYTES_MAX = {limit}")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Not a borsh-encoded transaction.
+    #[error("malformed transaction: {0}")]
+    Malformed(String),
+    /// Too many actions.
+    #[error("transaction has {count} actions, over the limit ACTIONS_PER_TX_MAX = {limit}")]
+    TooManyActions {
+        /// Its action count.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// Decodes a signed transaction from untrusted bytes.
+pub fn decode_transaction(bytes: &[u8]) -> Result<SignedTransaction, DecodeError> {
+    if bytes.len() > TX_BYTES_MAX {
+        return Err(DecodeError::TooLarge {
+            size: bytes.len(),
+            limit: TX_BYTES_MAX,
+        });
+    }
+    let tx = SignedTransaction::try_from_slice(bytes)
+        .map_err(|error| DecodeError::Malformed(error.to_string()))?;
+    if tx.tx.actions.len() > ACTIONS_PER_TX_MAX {
+        return Err(DecodeError::TooManyActions {
+            count: tx.tx.actions.len(),
+            limit: ACTIONS_PER_TX_MAX,
+        });
+    }
+    Ok(tx)
+}
+
+/// Encodes a signed transaction (the inverse of [`decode_transaction`]).
+pub fn encode_transaction(tx: &SignedTransaction) -> Vec<u8> {
+    borsh::to_vec(tx).expect("writing to a Vec cannot fail")
+}
