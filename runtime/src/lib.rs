@@ -45,7 +45,7 @@ mod exec;
 mod host;
 pub mod instrument;
 mod outcome;
-mod overlay;
+pub mod overlay;
 pub mod schedule;
 pub mod spec;
 pub mod storage;
@@ -62,7 +62,7 @@ use wasmtime::{Engine, ExternType, Linker, Module};
 
 pub use cache::CacheStats;
 pub use engine::NATIVE_WASM_STACK_BYTES;
-pub use outcome::{Call, Context, Deploy, HostFault, Outcome, Trap, TrapKind};
+pub use outcome::{Call, Context, Deploy, HostFault, Outcome, Trap, TrapKind, Upgrade};
 pub use schedule::{GAS_SCHEDULE_V1, GasSchedule};
 pub use storage::{MemoryStorage, Storage, StorageError, WriteSet};
 pub use validate::{ModuleInfo, ValidationError};
@@ -303,6 +303,62 @@ impl Runtime {
                 gas: deploy.gas_limit - cost,
                 stack_start: 0,
                 entry: Entry::Init,
+            };
+            let (tx, invoked) = invoke(tx, invocation);
+            (tx, invoked.result, cost + invoked.gas_used)
+        })
+    }
+
+    /// Replaces the code of an existing contract and runs the new code's
+    /// `migrate` export when input is given and the export exists. Who may
+    /// upgrade is the caller's decision (a node allows the deployer).
+    pub fn upgrade(
+        &self,
+        storage: &dyn Storage,
+        ctx: &Context,
+        upgrade: &Upgrade,
+    ) -> Result<Outcome, HostFault> {
+        self.execute(storage, ctx, upgrade.gas_limit, |mut tx| {
+            let schedule = &self.inner.schedule;
+            let cost = schedule.deploy_base.saturating_add(
+                schedule
+                    .deploy_per_byte
+                    .saturating_mul(upgrade.code.len() as u64),
+            );
+            if cost > upgrade.gas_limit {
+                return (tx, Err(Stop::Trap(exec::out_of_gas())), upgrade.gas_limit);
+            }
+            let result = (|| -> Result<bool, Stop> {
+                if tx.read(&keys::contract(&upgrade.contract))?.is_none() {
+                    let message = format!("no contract at {}", upgrade.contract);
+                    return Err(Stop::Trap(Trap::new(TrapKind::NotAContract, message)));
+                }
+                let prepared = self.inner.prepare_code(&upgrade.code)?;
+                let code_key = keys::code(&prepared.code_hash);
+                if tx.read(&code_key)?.is_none() {
+                    tx.overlay.set(code_key, Some(upgrade.code.clone()));
+                }
+                tx.overlay.set(
+                    keys::contract(&upgrade.contract),
+                    Some(prepared.code_hash.0.to_vec()),
+                );
+                Ok(prepared.methods.contains_key(abi::MIGRATE_EXPORT))
+            })();
+            let migrates = match result {
+                Ok(migrates) => migrates,
+                Err(stop) => return (tx, Err(stop), cost),
+            };
+            let Some(input) = upgrade.migrate_input.as_ref().filter(|_| migrates) else {
+                return (tx, Ok(Vec::new()), cost);
+            };
+            let invocation = Invocation {
+                caller: upgrade.caller,
+                contract: upgrade.contract,
+                method: abi::MIGRATE_EXPORT,
+                input: input.clone(),
+                gas: upgrade.gas_limit - cost,
+                stack_start: 0,
+                entry: Entry::Migrate,
             };
             let (tx, invoked) = invoke(tx, invocation);
             (tx, invoked.result, cost + invoked.gas_used)

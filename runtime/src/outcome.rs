@@ -176,3 +176,18 @@ pub struct Deploy {
     /// Most gas the deployment (validation, compilation, init) may use.
     pub gas_limit: u64,
 }
+
+/// A replacement of a contract's code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upgrade {
+    /// Who upgrades; the caller of `migrate`.
+    pub caller: Address,
+    /// The contract.
+    pub contract: Address,
+    /// New wasm code.
+    pub code: Vec<u8>,
+    /// Input for the new code's `migrate` export; `None` skips it.
+    pub migrate_input: Option<Vec<u8>>,
+    /// Most gas the upgrade (validation, compilation, migration) may use.
+    pub gas_limit: u64,
+}

@@ -1,4 +1,5 @@
-//! The write overlay of one transaction, with nested checkpoints.
+//! The write overlay of one transaction, with nested checkpoints (also
+//! used by the node for a transaction's actions over its block).
 //!
 //! Every write a transaction makes lands here first. A cross-contract call
 //! takes a checkpoint; if the callee fails, [`Overlay::rollback`] undoes
@@ -12,7 +13,7 @@ use crate::storage::{Storage, StorageError, WriteSet};
 
 /// Pending writes plus the journal that can undo them.
 #[derive(Debug, Default)]
-pub(crate) struct Overlay {
+pub struct Overlay {
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// `(key, previous overlay entry)`, in write order.
     journal: Vec<(Vec<u8>, Option<Option<Vec<u8>>>)>,
@@ -20,16 +21,18 @@ pub(crate) struct Overlay {
 
 /// A position in the journal to roll back to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Checkpoint(usize);
+pub struct Checkpoint(usize);
 
 /// Result of a merged iteration step.
-pub(crate) struct NextEntry {
+pub struct NextEntry {
+    /// The entry found, if any.
     pub entry: Option<(Vec<u8>, Vec<u8>)>,
     /// Removed entries passed over to find it (charged per entry).
     pub n_skipped: u64,
 }
 
 impl Overlay {
+    /// The value of `key`: the overlay's, else `storage`'s.
     pub fn get(&self, storage: &dyn Storage, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         match self.writes.get(key) {
             Some(value) => Ok(value.clone()),
@@ -37,11 +40,13 @@ impl Overlay {
         }
     }
 
+    /// Writes (`None` removes) `key`.
     pub fn set(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
         let previous = self.writes.insert(key.clone(), value);
         self.journal.push((key, previous));
     }
 
+    /// The current position, to roll back to.
     pub fn checkpoint(&self) -> Checkpoint {
         Checkpoint(self.journal.len())
     }
@@ -114,6 +119,12 @@ impl Overlay {
         }
     }
 
+    /// The pending writes.
+    pub fn writes(&self) -> &WriteSet {
+        &self.writes
+    }
+
+    /// The pending writes, consuming the overlay.
     pub fn into_writes(self) -> WriteSet {
         self.writes
     }

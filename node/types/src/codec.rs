@@ -7,7 +7,8 @@
 
 use borsh::BorshDeserialize;
 
-use crate::limits::{ACTIONS_PER_TX_MAX, TX_BYTES_MAX};
+use crate::block::Block;
+use crate::limits::{ACTIONS_PER_TX_MAX, BLOCK_BYTES_MAX, BLOCK_TRANSACTIONS_MAX, TX_BYTES_MAX};
 use crate::tx::SignedTransaction;
 
 /// Why bytes are not a transaction.
@@ -24,6 +25,17 @@ pub enum DecodeError {
     /// Not a borsh-encoded transaction.
     #[error("malformed transaction: {0}")]
     Malformed(String),
+    /// A block larger than any block may be.
+    #[error("block is {size} bytes, over the limit BLOCK_BYTES_MAX = {limit}")]
+    BlockTooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A block with too many transactions, or whose header does not match them.
+    #[error("invalid block: {0}")]
+    InvalidBlock(String),
     /// Too many actions.
     #[error("transaction has {count} actions, over the limit ACTIONS_PER_TX_MAX = {limit}")]
     TooManyActions {
@@ -56,4 +68,36 @@ pub fn decode_transaction(bytes: &[u8]) -> Result<SignedTransaction, DecodeError
 /// Encodes a signed transaction (the inverse of [`decode_transaction`]).
 pub fn encode_transaction(tx: &SignedTransaction) -> Vec<u8> {
     borsh::to_vec(tx).expect("writing to a Vec cannot fail")
+}
+
+/// Decodes a block from untrusted bytes (a peer, or the node's own store).
+pub fn decode_block(bytes: &[u8]) -> Result<Block, DecodeError> {
+    if bytes.len() > BLOCK_BYTES_MAX {
+        return Err(DecodeError::BlockTooLarge {
+            size: bytes.len(),
+            limit: BLOCK_BYTES_MAX,
+        });
+    }
+    let block =
+        Block::try_from_slice(bytes).map_err(|error| DecodeError::Malformed(error.to_string()))?;
+    if block.transactions.len() > BLOCK_TRANSACTIONS_MAX {
+        return Err(DecodeError::InvalidBlock(format!(
+            "{} transactions, over the limit BLOCK_TRANSACTIONS_MAX = {BLOCK_TRANSACTIONS_MAX}",
+            block.transactions.len()
+        )));
+    }
+    for tx in &block.transactions {
+        if tx.tx.actions.len() > ACTIONS_PER_TX_MAX {
+            return Err(DecodeError::TooManyActions {
+                count: tx.tx.actions.len(),
+                limit: ACTIONS_PER_TX_MAX,
+            });
+        }
+    }
+    if !block.is_consistent() {
+        return Err(DecodeError::InvalidBlock(
+            "the header's transaction root or count does not match its transactions".into(),
+        ));
+    }
+    Ok(block)
 }

@@ -1,4 +1,4 @@
-//! The chain's data: transactions, blocks, receipts, addresses and keys.
+//! The chain's data: transactions, blocks, receipts and addresses.
 //!
 //! Everything that reaches consensus is borsh-encoded. Untrusted bytes are
 //! decoded only through [`codec::decode_transaction`] and friends, which
@@ -7,11 +7,13 @@
 //! come before the signature check.
 
 pub mod address;
+pub mod block;
 pub mod codec;
 pub mod limits;
 pub mod tx;
 
 pub use address::{AddressError, format_address, parse_address};
-pub use codec::{DecodeError, decode_transaction};
+pub use block::{Block, BlockHash, BlockHeader, Receipt, ReceiptStatus, transactions_root};
+pub use codec::{DecodeError, decode_block, decode_transaction, encode_transaction};
 pub use stele_host_api::Address;
 pub use tx::{Action, SignedTransaction, Transaction, TxError, TxHash};

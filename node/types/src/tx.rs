@@ -41,6 +41,16 @@ pub enum Action {
         /// Amount.
         amount: u128,
     },
+    /// Replaces a contract's code; only the account that deployed it may.
+    /// Runs the new code's `migrate` with `migrate_args` when given.
+    Upgrade {
+        /// The contract.
+        contract: Address,
+        /// New wasm code.
+        code: Vec<u8>,
+        /// Borsh arguments of `migrate`.
+        migrate_args: Option<Vec<u8>>,
+    },
 }
 
 /// What the signer signs.
@@ -182,11 +192,19 @@ impl SignedTransaction {
         )?;
         for action in &tx.actions {
             match action {
-                Action::Deploy { code, init_args } => {
+                Action::Deploy {
+                    code,
+                    init_args: args,
+                }
+                | Action::Upgrade {
+                    code,
+                    migrate_args: args,
+                    ..
+                } => {
                     limit("code bytes", code.len(), "CODE_BYTES_MAX", CODE_BYTES_MAX)?;
-                    let args = init_args.as_ref().map_or(0, Vec::len);
+                    let args = args.as_ref().map_or(0, Vec::len);
                     limit(
-                        "init argument bytes",
+                        "init or migrate argument bytes",
                         args,
                         "INPUT_BYTES_MAX",
                         INPUT_BYTES_MAX,

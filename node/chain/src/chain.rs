@@ -1,0 +1,578 @@
+//! The chain: genesis, recovery, block execution, queries, admission.
+
+use std::collections::{HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use stele_consensus::{Application, SubmitError, Tip};
+use stele_host_api::Address;
+use stele_runtime::{Runtime, RuntimeConfig, Storage, StorageError};
+use stele_state::{Overlay, Retention, StateConfig, StateDb};
+use stele_types::limits::TX_BYTES_MAX;
+use stele_types::{Block, BlockHeader, Receipt, SignedTransaction, TxHash};
+use tokio::sync::broadcast;
+
+use crate::execute::{Executor, hex_string, intrinsic_gas, read_balance, read_nonce};
+use crate::genesis::ChainSpec;
+use crate::mempool::{Mempool, MempoolConfig, MempoolStats};
+use crate::store::BlockStore;
+use crate::{ChainError, TX_GAS_LIMIT_MAX, codes, keys};
+
+/// Where and how a chain keeps its data.
+#[derive(Clone, Debug)]
+pub struct ChainConfig {
+    /// Data directory: `state/`, `chain/` and `code-cache/` live under it.
+    pub data_dir: PathBuf,
+    /// Which state versions stay readable. Default: the last 1,000.
+    pub retention: Retention,
+    /// Mempool bounds.
+    pub mempool: MempoolConfig,
+}
+
+impl ChainConfig {
+    /// Defaults under `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        ChainConfig {
+            data_dir: data_dir.into(),
+            retention: Retention::Window(1_000),
+            mempool: MempoolConfig::default(),
+        }
+    }
+}
+
+/// A block after execution, as subscribers see it.
+#[derive(Clone, Debug)]
+pub struct ExecutedBlock {
+    /// The block.
+    pub block: Block,
+    /// One receipt per transaction.
+    pub receipts: Vec<Receipt>,
+    /// The state root after it.
+    pub state_root: [u8; 32],
+}
+
+/// Figures for `/metrics`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Metrics {
+    /// Executed height.
+    pub height: u64,
+    /// Transactions executed since start.
+    pub transactions_total: u64,
+    /// Transactions per second over the last blocks (by block time).
+    pub transactions_per_second: f64,
+    /// Gas used by the last block.
+    pub last_block_gas: u64,
+    /// Transactions in the mempool.
+    pub mempool_transactions: usize,
+    /// Bytes in the mempool.
+    pub mempool_bytes: usize,
+}
+
+#[derive(Default)]
+struct Recent {
+    /// `(time_ms, transactions, gas)` of the last blocks.
+    blocks: VecDeque<(u64, u64, u64)>,
+    transactions_total: u64,
+}
+
+/// A chain on disk.
+pub struct Chain {
+    spec: ChainSpec,
+    runtime: Runtime,
+    state: StateDb,
+    store: BlockStore,
+    mempool: Mempool,
+    tip: Mutex<Tip>,
+    tip_changed: Condvar,
+    halted: Mutex<Option<String>>,
+    /// Transactions this node verified and proposed, not executed yet.
+    proposed: Mutex<HashSet<TxHash>>,
+    recent: Mutex<Recent>,
+    blocks: broadcast::Sender<Arc<ExecutedBlock>>,
+    /// Serializes block execution.
+    executing: Mutex<()>,
+}
+
+fn storage_fault(error: StorageError) -> ChainError {
+    ChainError::Store(error.to_string())
+}
+
+impl Chain {
+    /// Opens the chain under `config.data_dir`: writes genesis on first
+    /// start, refuses another genesis's data, and executes again every
+    /// stored block the state has not committed (after a crash).
+    pub fn open(config: ChainConfig, spec: ChainSpec) -> Result<Arc<Chain>, ChainError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|error| {
+            ChainError::Store(format!(
+                "cannot create {}: {error}",
+                config.data_dir.display()
+            ))
+        })?;
+        let mut state_config = StateConfig::new(config.data_dir.join("state"));
+        state_config.retention = config.retention;
+        let state = StateDb::open(state_config)?;
+        let store = BlockStore::open(&config.data_dir.join("chain"))?;
+        let runtime = Runtime::new(RuntimeConfig {
+            cache_dir: Some(config.data_dir.join("code-cache")),
+            ..RuntimeConfig::default()
+        })?;
+        let tip = match state.latest_version() {
+            None => {
+                let root = state.commit(0, &spec.genesis_writes())?;
+                Tip {
+                    height: 0,
+                    hash: [0; 32],
+                    time_ms: spec.genesis_time_ms,
+                    state_root: root,
+                }
+            }
+            Some(version) => {
+                let stored = state.get(keys::GENESIS_HASH)?;
+                if stored.as_deref() != Some(&spec.genesis_hash[..]) {
+                    return Err(ChainError::Genesis(format!(
+                        "the data in {} belongs to another genesis (hash {}); \
+                         use another --data-dir or remove it",
+                        config.data_dir.display(),
+                        stored.map_or("missing".into(), |hash| hex_string(&hash))
+                    )));
+                }
+                let root = state.root_at(version)?;
+                match version {
+                    0 => Tip {
+                        height: 0,
+                        hash: [0; 32],
+                        time_ms: spec.genesis_time_ms,
+                        state_root: root,
+                    },
+                    height => {
+                        let block = store.block(height)?.ok_or_else(|| {
+                            ChainError::Store(format!(
+                                "state is at height {height} but the block store lacks block {height}"
+                            ))
+                        })?;
+                        Tip {
+                            height,
+                            hash: block.header.hash(),
+                            time_ms: block.header.time_ms,
+                            state_root: root,
+                        }
+                    }
+                }
+            }
+        };
+        let (blocks, _) = broadcast::channel(1024);
+        let chain = Arc::new(Chain {
+            spec,
+            runtime,
+            state,
+            store,
+            mempool: Mempool::new(config.mempool),
+            tip: Mutex::new(tip),
+            tip_changed: Condvar::new(),
+            halted: Mutex::new(None),
+            proposed: Mutex::new(HashSet::new()),
+            recent: Mutex::new(Recent::default()),
+            blocks,
+            executing: Mutex::new(()),
+        });
+        let stored = chain.store.last_height()?;
+        if stored < tip.height {
+            return Err(ChainError::Store(format!(
+                "the block store ends at {stored}, below the state's height {}",
+                tip.height
+            )));
+        }
+        for height in tip.height + 1..=stored {
+            let block = chain.store.block(height)?.ok_or_else(|| {
+                ChainError::Store(format!("block {height} is missing from the block store"))
+            })?;
+            tracing::info!(
+                height,
+                "executing a stored block the state had not committed"
+            );
+            chain.apply_block(block)?;
+        }
+        Ok(chain)
+    }
+
+    /// The chain's parameters.
+    pub fn spec(&self) -> &ChainSpec {
+        &self.spec
+    }
+
+    /// The runtime (for read-only calls and code inspection).
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The state.
+    pub fn state(&self) -> &StateDb {
+        &self.state
+    }
+
+    /// The block store.
+    pub fn store(&self) -> &BlockStore {
+        &self.store
+    }
+
+    /// The mempool.
+    pub fn mempool(&self) -> &Mempool {
+        &self.mempool
+    }
+
+    /// Why the node halted, if it did.
+    pub fn halted(&self) -> Option<String> {
+        self.halted.lock().expect("not poisoned").clone()
+    }
+
+    /// Executed blocks, as they happen.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<ExecutedBlock>> {
+        self.blocks.subscribe()
+    }
+
+    fn halt(&self, reason: String) -> ChainError {
+        tracing::error!(%reason, "HALTING: this node refuses every further block");
+        *self.halted.lock().expect("not poisoned") = Some(reason.clone());
+        self.tip_changed.notify_all();
+        ChainError::Halted(reason)
+    }
+
+    /// Executes an ordered block: checks it follows the tip (a state root
+    /// that differs from this node's halts the node), stores it, executes
+    /// it, stores the receipts and commits the state.
+    pub fn apply_block(&self, block: Block) -> Result<Arc<ExecutedBlock>, ChainError> {
+        let _serial = self.executing.lock().expect("not poisoned");
+        if let Some(reason) = self.halted() {
+            return Err(ChainError::Halted(reason));
+        }
+        let tip = self.tip();
+        let header = &block.header;
+        let bad = |reason: String| ChainError::BadBlock {
+            height: header.height,
+            reason,
+        };
+        if header.height != tip.height + 1 {
+            return Err(bad(format!("the executed tip is {}", tip.height)));
+        }
+        if header.parent_hash != tip.hash {
+            return Err(bad("its parent hash is not the tip's hash".into()));
+        }
+        if !block.is_consistent() {
+            return Err(bad("its transaction root or count is wrong".into()));
+        }
+        if header.time_ms < tip.time_ms {
+            return Err(bad("its time is before its parent's".into()));
+        }
+        if header.state_root != tip.state_root {
+            return Err(self.halt(format!(
+                "state root mismatch at height {}: the block says {} after height {}, \
+                 this node computed {}",
+                header.height,
+                hex_string(&header.state_root),
+                tip.height,
+                hex_string(&tip.state_root)
+            )));
+        }
+        if self.store.block(header.height)?.as_ref() != Some(&block) {
+            self.store.put_block(&block)?;
+        }
+        let executed = match self.execute_block(block) {
+            Ok(executed) => executed,
+            Err(error @ ChainError::HostFault { .. }) => return Err(self.halt(error.to_string())),
+            Err(error) => return Err(error),
+        };
+        Ok(executed)
+    }
+
+    fn execute_block(&self, block: Block) -> Result<Arc<ExecutedBlock>, ChainError> {
+        let header = block.header.clone();
+        let executor = Executor {
+            runtime: &self.runtime,
+            spec: &self.spec,
+        };
+        let checked: Vec<bool> = {
+            let mut proposed = self.proposed.lock().expect("not poisoned");
+            block
+                .transactions
+                .iter()
+                .map(|tx| proposed.remove(&tx.hash()))
+                .collect()
+        };
+        let mut overlay = Overlay::new(&self.state);
+        let mut receipts = Vec::with_capacity(block.transactions.len());
+        for (index, tx) in block.transactions.iter().enumerate() {
+            receipts.push(executor.execute(
+                &mut overlay,
+                &header,
+                index as u32,
+                tx,
+                checked[index],
+            )?);
+        }
+        self.store.put_receipts(&receipts)?;
+        let state_root = overlay.commit(header.height)?;
+        let gas: u64 = receipts.iter().map(|receipt| receipt.gas_used).sum();
+        {
+            let mut recent = self.recent.lock().expect("not poisoned");
+            recent
+                .blocks
+                .push_back((header.time_ms, receipts.len() as u64, gas));
+            if recent.blocks.len() > 32 {
+                recent.blocks.pop_front();
+            }
+            recent.transactions_total += receipts.len() as u64;
+        }
+        let mut signers: Vec<Address> = block.transactions.iter().map(|tx| tx.tx.signer).collect();
+        signers.sort_unstable();
+        signers.dedup();
+        let committed = signers
+            .into_iter()
+            .map(|signer| Ok((signer, read_nonce(&LatestView(&self.state), &signer)?)))
+            .collect::<Result<Vec<_>, StorageError>>()
+            .map_err(storage_fault)?;
+        self.mempool.executed(committed);
+        let executed = Arc::new(ExecutedBlock {
+            block,
+            receipts,
+            state_root,
+        });
+        {
+            let mut tip = self.tip.lock().expect("not poisoned");
+            *tip = Tip {
+                height: header.height,
+                hash: header.hash(),
+                time_ms: header.time_ms,
+                state_root,
+            };
+        }
+        self.tip_changed.notify_all();
+        let _ = self.blocks.send(executed.clone());
+        tracing::debug!(
+            height = header.height,
+            transactions = executed.receipts.len(),
+            gas,
+            "executed block"
+        );
+        Ok(executed)
+    }
+
+    /// Figures for `/metrics`.
+    pub fn metrics(&self) -> Metrics {
+        let recent = self.recent.lock().expect("not poisoned");
+        let transactions_per_second = match (recent.blocks.front(), recent.blocks.back()) {
+            (Some(first), Some(last)) if last.0 > first.0 => {
+                let counted: u64 = recent.blocks.iter().skip(1).map(|block| block.1).sum();
+                counted as f64 * 1000.0 / (last.0 - first.0) as f64
+            }
+            _ => 0.0,
+        };
+        let mempool: MempoolStats = self.mempool.stats();
+        Metrics {
+            height: self.tip().height,
+            transactions_total: recent.transactions_total,
+            transactions_per_second,
+            last_block_gas: recent.blocks.back().map_or(0, |block| block.2),
+            mempool_transactions: mempool.transactions,
+            mempool_bytes: mempool.bytes,
+        }
+    }
+
+    /// The committed nonce of `account`.
+    pub fn nonce(&self, account: &Address) -> Result<u64, ChainError> {
+        read_nonce(&LatestView(&self.state), account).map_err(storage_fault)
+    }
+
+    /// The committed balance of `account`.
+    pub fn balance(&self, account: &Address) -> Result<u128, ChainError> {
+        read_balance(&LatestView(&self.state), account).map_err(storage_fault)
+    }
+
+    /// Admits encoded transaction bytes (from RPC): size, decoding, then
+    /// the checks of [`Application::admit`].
+    pub fn admit_bytes(&self, bytes: &[u8]) -> Result<TxHash, SubmitError> {
+        if bytes.len() > TX_BYTES_MAX {
+            return Err(SubmitError {
+                code: codes::TX_TOO_LARGE,
+                message: format!(
+                    "transaction is {} bytes, over the limit TX_BYTES_MAX = {TX_BYTES_MAX}",
+                    bytes.len()
+                ),
+            });
+        }
+        let tx = stele_types::decode_transaction(bytes).map_err(|error| SubmitError {
+            code: codes::TX_MALFORMED,
+            message: error.to_string(),
+        })?;
+        self.admit_sized(tx, bytes.len())
+    }
+
+    fn admit_sized(&self, tx: SignedTransaction, bytes: usize) -> Result<TxHash, SubmitError> {
+        if let Some(reason) = self.halted() {
+            return Err(SubmitError {
+                code: codes::NODE_HALTED,
+                message: format!("the node has halted: {reason}"),
+            });
+        }
+        tx.check_cheap(&self.spec.chain_id)
+            .map_err(|error| SubmitError {
+                code: match error {
+                    stele_types::TxError::WrongChain { .. } => codes::TX_WRONG_CHAIN,
+                    _ => codes::TX_INVALID,
+                },
+                message: error.to_string(),
+            })?;
+        let body = &tx.tx;
+        let intrinsic = intrinsic_gas(bytes);
+        if body.gas_limit < intrinsic || body.gas_limit > TX_GAS_LIMIT_MAX {
+            return Err(SubmitError {
+                code: codes::TX_GAS,
+                message: format!(
+                    "gas limit {} is outside [{intrinsic}, TX_GAS_LIMIT_MAX = {TX_GAS_LIMIT_MAX}] \
+                     ({intrinsic} is this transaction's intrinsic gas)",
+                    body.gas_limit
+                ),
+            });
+        }
+        if body.gas_price < self.spec.gas_price_min {
+            return Err(SubmitError {
+                code: codes::TX_GAS,
+                message: format!(
+                    "gas price {} is below this chain's minimum {}",
+                    body.gas_price, self.spec.gas_price_min
+                ),
+            });
+        }
+        let internal = |error: ChainError| SubmitError {
+            code: codes::NODE_HALTED,
+            message: error.to_string(),
+        };
+        let nonce = self.nonce(&body.signer).map_err(internal)?;
+        let max_fee = u128::from(body.gas_limit).saturating_mul(body.gas_price);
+        if max_fee > 0 {
+            let balance = self.balance(&body.signer).map_err(internal)?;
+            if balance < max_fee {
+                return Err(SubmitError {
+                    code: codes::TX_FUNDS,
+                    message: format!("balance {balance} cannot pay the maximum fee {max_fee}"),
+                });
+            }
+        }
+        self.mempool.admit(tx, bytes, nonce, |tx| {
+            tx.verify_signature().map_err(|error| SubmitError {
+                code: codes::TX_BAD_SIGNATURE,
+                message: error.to_string(),
+            })
+        })
+    }
+
+    /// Executes a transaction against the latest state without committing
+    /// anything (the signature is not checked). The receipt says what it
+    /// would do, at the next height.
+    pub fn simulate(&self, tx: &SignedTransaction) -> Result<Receipt, ChainError> {
+        let tip = self.tip();
+        let header = BlockHeader {
+            height: tip.height + 1,
+            parent_hash: tip.hash,
+            time_ms: tip.time_ms,
+            proposer: Address([0; 32]),
+            transactions_root: [0; 32],
+            transaction_count: 1,
+            state_root: tip.state_root,
+        };
+        let executor = Executor {
+            runtime: &self.runtime,
+            spec: &self.spec,
+        };
+        let mut overlay = Overlay::new(&self.state);
+        executor.execute(&mut overlay, &header, 0, tx, true)
+    }
+
+    /// A read-only view of the latest state for the runtime.
+    pub fn latest_view(&self) -> impl Storage + '_ {
+        LatestView(&self.state)
+    }
+
+    /// A read-only view of the state at `height` for the runtime (point
+    /// reads only; prefix iteration is served at the latest height only).
+    pub fn view_at(&self, height: u64) -> impl Storage + '_ {
+        HistoricalView {
+            state: &self.state,
+            height,
+        }
+    }
+}
+
+/// The latest committed state as the runtime's storage.
+struct LatestView<'a>(&'a StateDb);
+
+impl Storage for LatestView<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.0
+            .get(key)
+            .map_err(|error| StorageError(error.to_string()))
+    }
+
+    fn next(
+        &self,
+        start: &[u8],
+        prefix: &[u8],
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StorageError> {
+        self.0
+            .next(start, prefix)
+            .map_err(|error| StorageError(error.to_string()))
+    }
+}
+
+struct HistoricalView<'a> {
+    state: &'a StateDb,
+    height: u64,
+}
+
+impl Storage for HistoricalView<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.state
+            .get_at(key, self.height)
+            .map_err(|error| StorageError(error.to_string()))
+    }
+
+    fn next(
+        &self,
+        _start: &[u8],
+        _prefix: &[u8],
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StorageError> {
+        Err(StorageError(format!(
+            "prefix iteration at past height {} is not supported; call at the latest height",
+            self.height
+        )))
+    }
+}
+
+impl Application for Chain {
+    fn admit(&self, tx: SignedTransaction) -> Result<(), SubmitError> {
+        let bytes = borsh::object_length(&tx).expect("a transaction always encodes");
+        self.admit_sized(tx, bytes).map(|_| ())
+    }
+
+    fn propose(&self, max_transactions: usize, max_bytes: usize) -> Vec<SignedTransaction> {
+        let transactions = self.mempool.propose(max_transactions, max_bytes);
+        let mut proposed = self.proposed.lock().expect("not poisoned");
+        proposed.extend(transactions.iter().map(SignedTransaction::hash));
+        transactions
+    }
+
+    fn tip(&self) -> Tip {
+        *self.tip.lock().expect("not poisoned")
+    }
+
+    fn wait_executed(&self, height: u64, timeout: Duration) -> Option<Tip> {
+        let tip = self.tip.lock().expect("not poisoned");
+        let (tip, _) = self
+            .tip_changed
+            .wait_timeout_while(tip, timeout, |tip| {
+                tip.height < height && self.halted.lock().map(|h| h.is_none()).unwrap_or(false)
+            })
+            .expect("not poisoned");
+        (tip.height >= height).then_some(*tip)
+    }
+}

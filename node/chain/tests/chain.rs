@@ -1,0 +1,347 @@
+//! The chain on a real RocksDB: execution, fees, nonces, recovery after a
+//! crash between ordering and execution, the root check, upgrades, mempool.
+
+use std::sync::Arc;
+
+use ed25519_dalek::SigningKey;
+use stele_chain::mempool::{Mempool, MempoolConfig};
+use stele_chain::{Chain, ChainConfig, ChainError, Genesis, GenesisAccount, codes};
+use stele_consensus::Application;
+use stele_host_api::Address;
+use stele_types::{
+    Action, Block, BlockHeader, ReceiptStatus, SignedTransaction, Transaction, format_address,
+    transactions_root,
+};
+
+const PROPOSER: Address = Address([0xaa; 32]);
+
+fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+fn address(key: &SigningKey) -> Address {
+    Address(key.verifying_key().to_bytes())
+}
+
+fn genesis(gas_price_min: u128, allow: Option<Vec<Address>>) -> Genesis {
+    Genesis {
+        chain_id: "test-chain".into(),
+        genesis_time_ms: 1_000,
+        gas_price_min: gas_price_min.to_string(),
+        accounts: vec![
+            GenesisAccount {
+                address: format_address(&address(&key(1))),
+                balance: "1000000000000".into(),
+            },
+            GenesisAccount {
+                address: format_address(&address(&key(2))),
+                balance: "1000000000000".into(),
+            },
+        ],
+        deploy_allow_list: allow.map(|list| list.iter().map(format_address).collect()),
+    }
+}
+
+fn open(dir: &std::path::Path, genesis: &Genesis) -> Arc<Chain> {
+    Chain::open(ChainConfig::new(dir), genesis.parse().unwrap()).unwrap()
+}
+
+fn tx(signer: &SigningKey, nonce: u64, gas_price: u128, actions: Vec<Action>) -> SignedTransaction {
+    Transaction {
+        chain_id: "test-chain".into(),
+        signer: address(signer),
+        nonce,
+        gas_limit: 50_000_000,
+        gas_price,
+        actions,
+    }
+    .sign(signer)
+}
+
+fn next_block(chain: &Chain, transactions: Vec<SignedTransaction>) -> Block {
+    let tip = chain.tip();
+    Block {
+        header: BlockHeader {
+            height: tip.height + 1,
+            parent_hash: tip.hash,
+            time_ms: tip.time_ms + 100,
+            proposer: PROPOSER,
+            transactions_root: transactions_root(&transactions),
+            transaction_count: transactions.len() as u32,
+            state_root: tip.state_root,
+        },
+        transactions,
+    }
+}
+
+fn transfer(to: Address, amount: u128) -> Action {
+    Action::Transfer { to, amount }
+}
+
+#[test]
+fn fees_nonces_and_failures_follow_the_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = open(dir.path(), &genesis(2, None));
+    let (alice, bob) = (key(1), key(2));
+    let start = chain.balance(&address(&alice)).unwrap();
+    let executed = chain
+        .apply_block(next_block(
+            &chain,
+            vec![
+                tx(&alice, 0, 2, vec![transfer(address(&bob), 500)]),
+                // Reused nonce: invalid, costs nothing.
+                tx(&alice, 0, 2, vec![transfer(address(&bob), 7)]),
+                // Second action fails: the first is undone, the fee is paid.
+                tx(
+                    &alice,
+                    1,
+                    2,
+                    vec![
+                        transfer(address(&bob), 1),
+                        transfer(address(&bob), u128::MAX),
+                    ],
+                ),
+                // Below the minimum gas price.
+                tx(&bob, 0, 1, vec![transfer(address(&alice), 1)]),
+            ],
+        ))
+        .unwrap();
+    let receipts = &executed.receipts;
+    assert_eq!(receipts[0].status, ReceiptStatus::Success);
+    assert!(
+        matches!(&receipts[1].status, ReceiptStatus::Invalid { reason } if reason.contains("nonce"))
+    );
+    assert_eq!(receipts[1].fee, 0);
+    assert!(matches!(
+        &receipts[2].status,
+        ReceiptStatus::Failed { action: 1, kind, .. } if kind == "insufficient balance"
+    ));
+    assert!(
+        matches!(&receipts[3].status, ReceiptStatus::Invalid { reason } if reason.contains("gas price"))
+    );
+    let fees = receipts[0].fee + receipts[2].fee;
+    assert_eq!(receipts[0].fee, u128::from(receipts[0].gas_used) * 2);
+    assert!(fees > 0);
+    assert_eq!(chain.balance(&address(&alice)).unwrap(), start - 500 - fees);
+    assert_eq!(chain.balance(&PROPOSER).unwrap(), fees);
+    assert_eq!(
+        chain.balance(&address(&bob)).unwrap(),
+        1_000_000_000_000 + 500
+    );
+    assert_eq!(chain.nonce(&address(&alice)).unwrap(), 2);
+    assert_eq!(chain.nonce(&address(&bob)).unwrap(), 0);
+    // Stored and indexed.
+    let location = chain.store().locate(&receipts[2].tx_hash).unwrap().unwrap();
+    assert_eq!(
+        chain.store().receipt(location).unwrap().as_ref(),
+        Some(&receipts[2])
+    );
+}
+
+#[test]
+fn a_block_stored_but_not_executed_executes_on_reopen_to_the_same_root() {
+    let genesis = genesis(0, None);
+    let (alice, bob) = (key(1), key(2));
+    let blocks: Vec<Vec<SignedTransaction>> = (0..3)
+        .map(|n| {
+            vec![tx(
+                &alice,
+                n,
+                0,
+                vec![transfer(address(&bob), 10 + u128::from(n))],
+            )]
+        })
+        .collect();
+    // Reference: everything executed in one go.
+    let reference_dir = tempfile::tempdir().unwrap();
+    let reference = open(reference_dir.path(), &genesis);
+    for transactions in &blocks {
+        reference
+            .apply_block(next_block(&reference, transactions.clone()))
+            .unwrap();
+    }
+    // Crash after ordering block 3 but before executing it.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let chain = open(dir.path(), &genesis);
+        for transactions in &blocks[..2] {
+            chain
+                .apply_block(next_block(&chain, transactions.clone()))
+                .unwrap();
+        }
+        chain
+            .store()
+            .put_block(&next_block(&chain, blocks[2].clone()))
+            .unwrap();
+    }
+    let reopened = open(dir.path(), &genesis);
+    assert_eq!(reopened.tip(), reference.tip());
+    assert_eq!(reopened.nonce(&address(&alice)).unwrap(), 3);
+    // Another genesis refuses this data.
+    let mut other = genesis.clone();
+    other.chain_id = "other".into();
+    drop(reopened);
+    let refused = Chain::open(ChainConfig::new(dir.path()), other.parse().unwrap());
+    assert!(
+        matches!(refused, Err(ChainError::Genesis(message)) if message.contains("another genesis"))
+    );
+}
+
+#[test]
+fn a_state_root_mismatch_halts_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = open(dir.path(), &genesis(0, None));
+    let mut block = next_block(&chain, vec![]);
+    block.header.state_root = [7; 32];
+    let error = chain.apply_block(block).unwrap_err();
+    assert!(
+        matches!(&error, ChainError::Halted(reason) if reason.contains("state root mismatch")),
+        "{error}"
+    );
+    assert!(chain.halted().is_some());
+    // Every later block and transaction is refused.
+    assert!(matches!(
+        chain.apply_block(next_block(&chain, vec![])),
+        Err(ChainError::Halted(_))
+    ));
+    let refused = chain.admit(tx(&key(1), 0, 0, vec![transfer(Address([3; 32]), 1)]));
+    assert_eq!(refused.unwrap_err().code, codes::NODE_HALTED);
+}
+
+const V1: &str = r#"(module
+  (import "stele" "return_set" (func $ret (param i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "v1")
+  (func (export "version") (call $ret (i32.const 0) (i32.const 2))))"#;
+const V2: &str = r#"(module
+  (import "stele" "return_set" (func $ret (param i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "v2")
+  (func (export "version") (call $ret (i32.const 0) (i32.const 2))))"#;
+
+#[test]
+fn only_the_deployer_upgrades_and_the_allow_list_gates_deployment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob, carol) = (key(1), key(2), key(3));
+    let chain = open(
+        dir.path(),
+        &genesis(0, Some(vec![address(&alice), address(&bob)])),
+    );
+    let deploy = |signer: &SigningKey, nonce| {
+        tx(
+            signer,
+            nonce,
+            0,
+            vec![Action::Deploy {
+                code: wat::parse_str(V1).unwrap(),
+                init_args: None,
+            }],
+        )
+    };
+    let executed = chain
+        .apply_block(next_block(
+            &chain,
+            vec![deploy(&alice, 0), deploy(&carol, 0)],
+        ))
+        .unwrap();
+    assert_eq!(executed.receipts[0].status, ReceiptStatus::Success);
+    assert!(
+        matches!(&executed.receipts[1].status, ReceiptStatus::Failed { message, .. } if message.contains("allow-list"))
+    );
+    let contract = executed.receipts[0].deployed[0];
+    assert_eq!(
+        contract,
+        stele_chain::contract_address(&address(&alice), 0, 0)
+    );
+    let upgrade = |signer: &SigningKey, nonce| {
+        tx(
+            signer,
+            nonce,
+            0,
+            vec![
+                Action::Upgrade {
+                    contract,
+                    code: wat::parse_str(V2).unwrap(),
+                    migrate_args: None,
+                },
+                Action::Call {
+                    contract,
+                    method: "version".into(),
+                    args: vec![],
+                },
+            ],
+        )
+    };
+    let executed = chain
+        .apply_block(next_block(
+            &chain,
+            vec![upgrade(&bob, 0), upgrade(&alice, 1)],
+        ))
+        .unwrap();
+    assert!(
+        matches!(&executed.receipts[0].status, ReceiptStatus::Failed { message, .. } if message.contains("only the account that deployed"))
+    );
+    assert_eq!(executed.receipts[1].status, ReceiptStatus::Success);
+    assert_eq!(executed.receipts[1].return_data, b"v2");
+}
+
+#[test]
+fn the_mempool_is_bounded_and_proposes_in_nonce_order() {
+    let pool = Mempool::new(MempoolConfig {
+        transactions_max: 10,
+        bytes_max: 1 << 20,
+        per_account_max: 4,
+    });
+    let alice = key(1);
+    let ok = |_: &SignedTransaction| Ok(());
+    for nonce in [2, 0, 1, 3] {
+        pool.admit(
+            tx(&alice, nonce, 0, vec![transfer(Address([3; 32]), 1)]),
+            100,
+            0,
+            ok,
+        )
+        .unwrap();
+    }
+    let full = pool.admit(
+        tx(&alice, 4, 0, vec![transfer(Address([3; 32]), 1)]),
+        100,
+        0,
+        ok,
+    );
+    assert_eq!(full.unwrap_err().code, codes::TX_NONCE_AHEAD);
+    let duplicate = pool.admit(
+        tx(&alice, 1, 0, vec![transfer(Address([3; 32]), 1)]),
+        100,
+        0,
+        ok,
+    );
+    assert_eq!(duplicate.unwrap_err().code, codes::TX_DUPLICATE);
+    // A failing signature check admits nothing.
+    let bad = pool.admit(tx(&key(2), 0, 0, vec![]), 100, 0, |_| {
+        Err(stele_consensus::SubmitError {
+            code: codes::TX_BAD_SIGNATURE,
+            message: "bad".into(),
+        })
+    });
+    assert_eq!(bad.unwrap_err().code, codes::TX_BAD_SIGNATURE);
+    assert_eq!(pool.stats().transactions, 4);
+    let proposed: Vec<u64> = pool
+        .propose(3, usize::MAX)
+        .iter()
+        .map(|tx| tx.tx.nonce)
+        .collect();
+    assert_eq!(proposed, vec![0, 1, 2]);
+    let used = pool.admit(
+        tx(&alice, 2, 0, vec![transfer(Address([4; 32]), 1)]),
+        100,
+        0,
+        ok,
+    );
+    assert_eq!(used.unwrap_err().code, codes::TX_NONCE_USED);
+    pool.executed([(address(&alice), 3)]);
+    assert_eq!(pool.propose(10, usize::MAX).len(), 1);
+    pool.executed([(address(&alice), 4)]);
+    assert_eq!(pool.stats().transactions, 0);
+    assert_eq!(pool.stats().accounts, 0);
+}
