@@ -76,7 +76,7 @@ fn dev_node_deploy_transfer_prove_subscribe_and_survive_sigkill() {
     assert_eq!(text(&transfer, "status"), "success", "{transfer}");
     let transfer_hash = text(&transfer, "tx_hash");
     let event = runtime
-        .block_on(tokio::time::timeout(Duration::from_secs(30), events.next()))
+        .block_on(async { tokio::time::timeout(Duration::from_secs(30), events.next()).await })
         .expect("the transfer event arrives")
         .unwrap()
         .unwrap();
