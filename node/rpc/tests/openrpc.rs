@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use stele_chain::{Chain, ChainConfig, Genesis};
 use stele_consensus::solo::{Solo, SoloConfig};
-use stele_rpc::{Rpc, RpcConfig, openrpc};
+use stele_rpc::{Rpc, RpcConfig, SteleApiServer, openrpc};
 
 #[test]
 fn the_document_lists_every_registered_method_and_nothing_else() {
