@@ -234,13 +234,13 @@ impl Chain {
     fn halt(&self, reason: String) -> ChainError {
         tracing::error!(%reason, "HALTING: this node refuses every further block");
         *self.halted.lock().expect("not poisoned") = Some(reason.clone());
-        self.tip_changed.notify_all();
         ChainError::Halted(reason)
     }
 
-    /// Executes an ordered block: checks it follows the tip (a state root
-    /// that differs from this node's halts the node), stores it, executes
-    /// it, stores the receipts and commits the state.
+    /// Executes an ordered block: checks it follows the tip, stores it,
+    /// executes it, stores the receipts and commits the state. A state root
+    /// that differs from this node's, a host fault or a storage failure
+    /// halts the node; a block that does not follow the tip is refused.
     pub fn apply_block(&self, block: Block) -> Result<Arc<ExecutedBlock>, ChainError> {
         let _serial = self.executing.lock().expect("not poisoned");
         if let Some(reason) = self.halted() {
@@ -274,15 +274,21 @@ impl Chain {
                 hex_string(&tip.state_root)
             )));
         }
-        if self.store.block(header.height)?.as_ref() != Some(&block) {
-            self.store.put_block(&block)?;
+        let stored = self.store.block(header.height);
+        if stored
+            .map_err(|error| self.halt(error.to_string()))?
+            .as_ref()
+            != Some(&block)
+        {
+            self.store
+                .put_block(&block)
+                .map_err(|error| self.halt(error.to_string()))?;
         }
-        let executed = match self.execute_block(block) {
-            Ok(executed) => executed,
-            Err(error @ ChainError::HostFault { .. }) => return Err(self.halt(error.to_string())),
-            Err(error) => return Err(error),
-        };
-        Ok(executed)
+        // The block follows the chain; failing to execute or commit it (a
+        // host fault, a disk error) leaves nothing committed, and the node
+        // must not go on without it.
+        self.execute_block(block)
+            .map_err(|error| self.halt(error.to_string()))
     }
 
     fn execute_block(&self, block: Block) -> Result<Arc<ExecutedBlock>, ChainError> {
@@ -569,9 +575,7 @@ impl Application for Chain {
         let tip = self.tip.lock().expect("not poisoned");
         let (tip, _) = self
             .tip_changed
-            .wait_timeout_while(tip, timeout, |tip| {
-                tip.height < height && self.halted.lock().map(|h| h.is_none()).unwrap_or(false)
-            })
+            .wait_timeout_while(tip, timeout, |tip| tip.height < height)
             .expect("not poisoned");
         (tip.height >= height).then_some(*tip)
     }

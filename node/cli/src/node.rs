@@ -58,17 +58,7 @@ fn write_genesis(
             path.display()
         );
     }
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
-    keys::generate(data_dir, "node")?;
     let mut accounts = Vec::new();
-    if fund.is_empty() {
-        let dev = keys::generate(data_dir, "dev")?;
-        accounts.push(GenesisAccount {
-            address: format_address(&keys::address_of(&dev)),
-            balance: DEV_BALANCE.into(),
-        });
-    }
     for entry in fund {
         let (address, balance) = entry
             .split_once('=')
@@ -78,7 +68,7 @@ fn write_genesis(
             balance: balance.into(),
         });
     }
-    let genesis = Genesis {
+    let mut genesis = Genesis {
         chain_id: chain_id.into(),
         genesis_time_ms: SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -88,7 +78,18 @@ fn write_genesis(
         accounts,
         deploy_allow_list: (!allow_deployers.is_empty()).then(|| allow_deployers.to_vec()),
     };
+    // Check everything before writing anything.
     genesis.parse()?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    keys::generate(data_dir, "node")?;
+    if fund.is_empty() {
+        let dev = keys::generate(data_dir, "dev")?;
+        genesis.accounts.push(GenesisAccount {
+            address: format_address(&keys::address_of(&dev)),
+            balance: DEV_BALANCE.into(),
+        });
+    }
     std::fs::write(&path, serde_json::to_string_pretty(&genesis)?)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(genesis)

@@ -230,3 +230,81 @@ pub fn http_get(port: u16, path: &str) -> String {
     stream.read_to_string(&mut response).unwrap();
     response
 }
+
+#[test]
+fn node_init_writes_a_genesis_that_a_plain_start_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("cluster");
+    let funded = stele_types::format_address(&stele_host_api::Address([7; 32]));
+    let run = |args: &[&str]| {
+        std::process::Command::new(common::STELE)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .output()
+            .unwrap()
+    };
+    // A bad funding entry names the problem.
+    let refused = run(&[
+        "node",
+        "init",
+        "--chain-id",
+        "c1",
+        "--fund",
+        "not-an-address=5",
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("accounts[0].address"));
+    assert!(!data_dir.exists(), "a refused init writes nothing");
+
+    let out = run(&[
+        "--json",
+        "node",
+        "init",
+        "--chain-id",
+        "c1",
+        "--fund",
+        &format!("{funded}=77"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let genesis: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(genesis["chain_id"], "c1");
+    assert_eq!(genesis["accounts"][0]["balance"], "77");
+    let again = run(&["node", "init", "--chain-id", "c1"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let keys = run(&["--json", "keys", "list"]);
+    let keys: serde_json::Value = serde_json::from_slice(&keys.stdout).unwrap();
+    assert_eq!(keys[0]["name"], "node");
+
+    // `node start` without --dev runs it.
+    let port = free_port();
+    let child = std::process::Command::new(common::STELE)
+        .args(["node", "start", "--rpc-addr", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut node = Node {
+        child,
+        data_dir: data_dir.clone(),
+        port,
+        log: dir.path().join("none.log"),
+        startup: Duration::ZERO,
+    };
+    node.wait_healthy(Duration::from_secs(60));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = node.client();
+    assert_eq!(
+        runtime.block_on(client.chain_get_info()).unwrap().chain_id,
+        "c1"
+    );
+    let account = runtime
+        .block_on(client.account_get(funded.clone()))
+        .unwrap();
+    assert_eq!(account.balance, "77");
+}
