@@ -65,8 +65,8 @@ pub fn build(dir: &Path, package: Option<&str>, json: bool) -> anyhow::Result<()
             lines.push(format!(
                 "{:<20} {:>9} {:>8}  {}",
                 entry["contract"].as_str().unwrap_or_default(),
-                entry["bytes"],
-                entry["methods"],
+                entry["bytes"].as_u64().unwrap_or_default(),
+                entry["methods"].as_u64().unwrap_or_default(),
                 entry["path"].as_str().unwrap_or_default()
             ));
         }
