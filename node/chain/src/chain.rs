@@ -191,7 +191,7 @@ impl Chain {
                 height,
                 "executing a stored block the state had not committed"
             );
-            chain.apply_block(block)?;
+            chain.apply(block, true)?;
         }
         Ok(chain)
     }
@@ -242,6 +242,12 @@ impl Chain {
     /// that differs from this node's, a host fault or a storage failure
     /// halts the node; a block that does not follow the tip is refused.
     pub fn apply_block(&self, block: Block) -> Result<Arc<ExecutedBlock>, ChainError> {
+        self.apply(block, false)
+    }
+
+    /// [`Chain::apply_block`]; `stored` when the block came from the store
+    /// (recovery), so it is not written again.
+    fn apply(&self, block: Block, stored: bool) -> Result<Arc<ExecutedBlock>, ChainError> {
         let _serial = self.executing.lock().expect("not poisoned");
         if let Some(reason) = self.halted() {
             return Err(ChainError::Halted(reason));
@@ -274,12 +280,7 @@ impl Chain {
                 hex_string(&tip.state_root)
             )));
         }
-        let stored = self.store.block(header.height);
-        if stored
-            .map_err(|error| self.halt(error.to_string()))?
-            .as_ref()
-            != Some(&block)
-        {
+        if !stored {
             self.store
                 .put_block(&block)
                 .map_err(|error| self.halt(error.to_string()))?;

@@ -6,7 +6,7 @@ use stele_runtime::overlay::Overlay as TxOverlay;
 use stele_runtime::storage::{decode_balance, encode_balance, keys as runtime_keys};
 use stele_runtime::{Call, Context, Deploy, Outcome, Runtime, Storage, StorageError, Upgrade};
 use stele_state::Overlay;
-use stele_types::{Action, BlockHeader, Receipt, ReceiptStatus, SignedTransaction};
+use stele_types::{Action, BlockHeader, Receipt, ReceiptStatus, SignedTransaction, TxHash};
 
 use crate::genesis::ChainSpec;
 use crate::{ChainError, keys};
@@ -100,9 +100,9 @@ pub(crate) struct Executor<'r> {
     pub spec: &'r ChainSpec,
 }
 
-fn invalid(tx: &SignedTransaction, header: &BlockHeader, index: u32, reason: String) -> Receipt {
+fn invalid(tx_hash: TxHash, header: &BlockHeader, index: u32, reason: String) -> Receipt {
     Receipt {
-        tx_hash: tx.hash(),
+        tx_hash,
         height: header.height,
         index,
         status: ReceiptStatus::Invalid { reason },
@@ -126,57 +126,57 @@ impl Executor<'_> {
         tx: &SignedTransaction,
         signature_checked: bool,
     ) -> Result<Receipt, ChainError> {
+        let tx_hash = tx.hash();
         let fault = |error: StorageError| ChainError::HostFault {
-            tx: hex_string(&tx.hash()),
+            tx: hex_string(&tx_hash),
             fault: stele_runtime::HostFault {
                 message: error.to_string(),
                 gas_used: 0,
             },
         };
         if let Err(error) = tx.check_cheap(&self.spec.chain_id) {
-            return Ok(invalid(tx, header, index, error.to_string()));
+            return Ok(invalid(tx_hash, header, index, error.to_string()));
         }
         if !signature_checked && let Err(error) = tx.verify_signature() {
-            return Ok(invalid(tx, header, index, error.to_string()));
+            return Ok(invalid(tx_hash, header, index, error.to_string()));
         }
         let body = &tx.tx;
         let signer = body.signer;
         let encoded = borsh::object_length(tx).expect("a transaction always encodes");
         let intrinsic = intrinsic_gas(encoded);
-        let (nonce, balance) = {
-            let view = BlockView(overlay);
-            (
-                read_nonce(&view, &signer).map_err(fault)?,
-                read_balance(&view, &signer).map_err(fault)?,
-            )
-        };
+        let nonce = read_nonce(&BlockView(overlay), &signer).map_err(fault)?;
         if body.nonce != nonce {
             let reason = format!(
                 "nonce is {}, the account's next nonce is {nonce}",
                 body.nonce
             );
-            return Ok(invalid(tx, header, index, reason));
+            return Ok(invalid(tx_hash, header, index, reason));
         }
         if body.gas_price < self.spec.gas_price_min {
             let reason = format!(
                 "gas price {} is below this chain's minimum {}",
                 body.gas_price, self.spec.gas_price_min
             );
-            return Ok(invalid(tx, header, index, reason));
+            return Ok(invalid(tx_hash, header, index, reason));
         }
         if body.gas_limit < intrinsic || body.gas_limit > TX_GAS_LIMIT_MAX {
             let reason = format!(
                 "gas limit {} is outside [{intrinsic}, TX_GAS_LIMIT_MAX = {TX_GAS_LIMIT_MAX}]",
                 body.gas_limit
             );
-            return Ok(invalid(tx, header, index, reason));
+            return Ok(invalid(tx_hash, header, index, reason));
         }
         let max_fee = u128::from(body.gas_limit)
             .checked_mul(body.gas_price)
             .unwrap_or(u128::MAX);
+        // Without fees (a zero gas price) the balance plays no part.
+        let balance = match max_fee {
+            0 => 0,
+            _ => read_balance(&BlockView(overlay), &signer).map_err(fault)?,
+        };
         if balance < max_fee {
             let reason = format!("balance {balance} cannot pay the maximum fee {max_fee}");
-            return Ok(invalid(tx, header, index, reason));
+            return Ok(invalid(tx_hash, header, index, reason));
         }
         // The maximum fee leaves the account first, so the actions cannot
         // spend it; the unused part comes back after them.
@@ -195,7 +195,7 @@ impl Executor<'_> {
             block_height: header.height,
             block_time_ms: header.time_ms,
             origin: signer,
-            tx_hash: tx.hash(),
+            tx_hash,
         };
         let mut writes = TxOverlay::default();
         let mut gas_used = intrinsic;
@@ -223,7 +223,7 @@ impl Executor<'_> {
                 }
             };
             let outcome = outcome.map_err(|fault| ChainError::HostFault {
-                tx: hex_string(&tx.hash()),
+                tx: hex_string(&tx_hash),
                 fault,
             })?;
             gas_used += outcome.gas_used;
@@ -270,7 +270,7 @@ impl Executor<'_> {
             )]);
         }
         Ok(Receipt {
-            tx_hash: tx.hash(),
+            tx_hash,
             height: header.height,
             index,
             status,

@@ -220,6 +220,25 @@ pub async fn deploy(
     Ok(())
 }
 
+/// The spec of a deployed contract and a call action with encoded arguments.
+async fn call_action(
+    client: &HttpClient,
+    contract: &str,
+    method: &str,
+    args: Option<String>,
+    args_hex: Option<String>,
+) -> anyhow::Result<(Option<ContractSpec>, Action)> {
+    let address = parse_address(contract)?;
+    let spec = remote_spec(client, contract).await?;
+    let input = encode_args(spec.as_ref(), method, args, args_hex)?;
+    let action = Action::Call {
+        contract: address,
+        method: method.into(),
+        args: input,
+    };
+    Ok((spec, action))
+}
+
 /// Calls a method in a transaction.
 pub async fn invoke(
     remote: &Remote,
@@ -230,16 +249,9 @@ pub async fn invoke(
     args_hex: Option<String>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let address = parse_address(contract)?;
     let key = keys::load(&remote.data_dir, &signing.key)?;
     let client = http(remote)?;
-    let spec = remote_spec(&client, contract).await?;
-    let input = encode_args(spec.as_ref(), method, args, args_hex)?;
-    let action = Action::Call {
-        contract: address,
-        method: method.into(),
-        args: input,
-    };
+    let (spec, action) = call_action(&client, contract, method, args, args_hex).await?;
     let tx = build_tx(&client, &key, vec![action], signing.gas).await?;
     let receipt = send_and_wait(&client, &tx, json).await?;
     let returned = decoded_return(spec.as_ref(), method, &receipt.return_data);
@@ -350,31 +362,12 @@ pub async fn simulate(
     args: Option<String>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let address = parse_address(contract)?;
     let key = keys::load(&remote.data_dir, &signing.key)?;
     let client = http(remote)?;
-    let spec = remote_spec(&client, contract).await?;
-    let input = encode_args(spec.as_ref(), method, args, None)?;
-    let action = Action::Call {
-        contract: address,
-        method: method.into(),
-        args: input,
-    };
-    let info = client.chain_get_info().await.rpc()?;
-    let signer = keys::address_of(&key);
-    let account = client
-        .account_get(stele_types::format_address(&signer))
-        .await
-        .rpc()?;
-    let tx = stele_types::Transaction {
-        chain_id: info.chain_id,
-        signer,
-        nonce: account.nonce,
-        gas_limit: signing.gas.unwrap_or(1_000_000_000),
-        gas_price: info.gas_price_min.parse().unwrap_or(0),
-        actions: vec![action],
-    }
-    .sign(&key);
+    let (spec, action) = call_action(&client, contract, method, args, None).await?;
+    // A fixed limit, not an estimate: simulating is how one learns the gas.
+    let gas = signing.gas.unwrap_or(1_000_000_000);
+    let tx = build_tx(&client, &key, vec![action], Some(gas)).await?;
     let receipt = client
         .tx_simulate(hex::encode(stele_types::encode_transaction(&tx)))
         .await
