@@ -1,16 +1,19 @@
 //! The chain: genesis, recovery, block execution, queries, admission.
 
 use std::collections::{HashSet, VecDeque};
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use stele_consensus::{Application, SubmitError, Tip};
+use ed25519_dalek::VerifyingKey;
+use lru::LruCache;
+use stele_consensus::{Application, Proposal, SubmitError, Tip};
 use stele_host_api::Address;
 use stele_runtime::{Runtime, RuntimeConfig, Storage, StorageError};
 use stele_state::{Overlay, Retention, StateConfig, StateDb};
 use stele_types::limits::TX_BYTES_MAX;
-use stele_types::{Block, BlockHeader, Receipt, SignedTransaction, TxHash};
+use stele_types::{Block, BlockHeader, Receipt, SignedTransaction, TxError, TxHash, tx_hash_of};
 use tokio::sync::broadcast;
 
 use crate::execute::{Executor, hex_string, intrinsic_gas, read_balance, read_nonce};
@@ -88,11 +91,18 @@ pub struct Chain {
     halted: Mutex<Option<String>>,
     /// Transactions this node verified and proposed, not executed yet.
     proposed: Mutex<HashSet<TxHash>>,
+    /// Decoded public keys of recent signers: decoding one is a third of
+    /// a signature check.
+    signer_keys: Mutex<LruCache<Address, VerifyingKey>>,
     recent: Mutex<Recent>,
     blocks: broadcast::Sender<Arc<ExecutedBlock>>,
     /// Serializes block execution.
     executing: Mutex<()>,
 }
+
+/// Signers whose decoded public keys admission keeps (about 200 bytes
+/// each).
+const SIGNER_KEYS_CACHED: usize = 16_384;
 
 fn storage_fault(error: StorageError) -> ChainError {
     ChainError::Store(error.to_string())
@@ -172,6 +182,9 @@ impl Chain {
             tip_changed: Condvar::new(),
             halted: Mutex::new(None),
             proposed: Mutex::new(HashSet::new()),
+            signer_keys: Mutex::new(LruCache::new(
+                NonZeroUsize::new(SIGNER_KEYS_CACHED).expect("not zero"),
+            )),
             recent: Mutex::new(Recent::default()),
             blocks,
             executing: Mutex::new(()),
@@ -264,7 +277,8 @@ impl Chain {
         if header.parent_hash != tip.hash {
             return Err(bad("its parent hash is not the tip's hash".into()));
         }
-        if !block.is_consistent() {
+        let hashes = block.transaction_hashes();
+        if !block.is_consistent_with(&hashes) {
             return Err(bad("its transaction root or count is wrong".into()));
         }
         if header.time_ms < tip.time_ms {
@@ -288,11 +302,16 @@ impl Chain {
         // The block follows the chain; failing to execute or commit it (a
         // host fault, a disk error) leaves nothing committed, and the node
         // must not go on without it.
-        self.execute_block(block)
+        self.execute_block(block, &hashes)
             .map_err(|error| self.halt(error.to_string()))
     }
 
-    fn execute_block(&self, block: Block) -> Result<Arc<ExecutedBlock>, ChainError> {
+    /// Executes `block`, whose transactions hash to `hashes`.
+    fn execute_block(
+        &self,
+        block: Block,
+        hashes: &[TxHash],
+    ) -> Result<Arc<ExecutedBlock>, ChainError> {
         let header = block.header.clone();
         let executor = Executor {
             runtime: &self.runtime,
@@ -300,11 +319,7 @@ impl Chain {
         };
         let checked: Vec<bool> = {
             let mut proposed = self.proposed.lock().expect("not poisoned");
-            block
-                .transactions
-                .iter()
-                .map(|tx| proposed.remove(&tx.hash()))
-                .collect()
+            hashes.iter().map(|hash| proposed.remove(hash)).collect()
         };
         let mut overlay = Overlay::new(&self.state);
         let mut receipts = Vec::with_capacity(block.transactions.len());
@@ -314,6 +329,7 @@ impl Chain {
                 &header,
                 index as u32,
                 tx,
+                hashes[index],
                 checked[index],
             )?);
         }
@@ -454,7 +470,6 @@ impl Chain {
             code: codes::NODE_HALTED,
             message: error.to_string(),
         };
-        let nonce = self.nonce(&body.signer).map_err(internal)?;
         let max_fee = u128::from(body.gas_limit).saturating_mul(body.gas_price);
         if max_fee > 0 {
             let balance = self.balance(&body.signer).map_err(internal)?;
@@ -465,12 +480,45 @@ impl Chain {
                 });
             }
         }
-        self.mempool.admit(tx, bytes, nonce, |tx| {
-            tx.verify_signature().map_err(|error| SubmitError {
-                code: codes::TX_BAD_SIGNATURE,
-                message: error.to_string(),
-            })
+        // Encoded once, for both the hash and the signature check.
+        let signing_bytes = body.signing_bytes();
+        let hash = tx_hash_of(&signing_bytes);
+        let signer = body.signer;
+        let committed_nonce = || self.nonce(&signer).map_err(internal);
+        self.mempool.admit(tx, hash, bytes, committed_nonce, |tx| {
+            self.verify_signature(tx, &signing_bytes)
+                .map_err(|error| SubmitError {
+                    code: codes::TX_BAD_SIGNATURE,
+                    message: error.to_string(),
+                })
         })
+    }
+
+    /// Strict signature check with the signer's key from the cache.
+    fn verify_signature(
+        &self,
+        tx: &SignedTransaction,
+        signing_bytes: &[u8],
+    ) -> Result<(), TxError> {
+        let signer = tx.tx.signer;
+        let cached = self
+            .signer_keys
+            .lock()
+            .expect("not poisoned")
+            .get(&signer)
+            .copied();
+        let key = match cached {
+            Some(key) => key,
+            None => {
+                let key = tx.verifying_key()?;
+                self.signer_keys
+                    .lock()
+                    .expect("not poisoned")
+                    .put(signer, key);
+                key
+            }
+        };
+        tx.verify_signature_with(&key, signing_bytes)
     }
 
     /// Executes a transaction against the latest state without committing
@@ -492,7 +540,7 @@ impl Chain {
             spec: &self.spec,
         };
         let mut overlay = Overlay::new(&self.state);
-        executor.execute(&mut overlay, &header, 0, tx, true)
+        executor.execute(&mut overlay, &header, 0, tx, tx.hash(), true)
     }
 
     /// A read-only view of the latest state for the runtime.
@@ -561,11 +609,11 @@ impl Application for Chain {
         self.admit_sized(tx, bytes).map(|_| ())
     }
 
-    fn propose(&self, max_transactions: usize, max_bytes: usize) -> Vec<SignedTransaction> {
-        let transactions = self.mempool.propose(max_transactions, max_bytes);
+    fn propose(&self, max_transactions: usize, max_bytes: usize) -> Proposal {
+        let proposal = self.mempool.propose(max_transactions, max_bytes);
         let mut proposed = self.proposed.lock().expect("not poisoned");
-        proposed.extend(transactions.iter().map(SignedTransaction::hash));
-        transactions
+        proposed.extend(proposal.hashes.iter().copied());
+        proposal
     }
 
     fn tip(&self) -> Tip {

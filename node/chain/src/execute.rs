@@ -115,8 +115,9 @@ fn invalid(tx_hash: TxHash, header: &BlockHeader, index: u32, reason: String) ->
 }
 
 impl Executor<'_> {
-    /// Executes one transaction. `signature_checked` says whether this node
-    /// already verified its signature. An `Err` is a host fault: the block
+    /// Executes one transaction, whose hash is `tx_hash`.
+    /// `signature_checked` says whether this node already verified its
+    /// signature. An `Err` is a host fault: the block
     /// must not commit.
     pub fn execute(
         &self,
@@ -124,9 +125,9 @@ impl Executor<'_> {
         header: &BlockHeader,
         index: u32,
         tx: &SignedTransaction,
+        tx_hash: TxHash,
         signature_checked: bool,
     ) -> Result<Receipt, ChainError> {
-        let tx_hash = tx.hash();
         let fault = |error: StorageError| ChainError::HostFault {
             tx: hex_string(&tx_hash),
             fault: stele_runtime::HostFault {

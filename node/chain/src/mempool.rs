@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
-use stele_consensus::SubmitError;
+use stele_consensus::{Proposal, SubmitError};
 use stele_host_api::Address;
 use stele_types::{SignedTransaction, TxHash};
 
@@ -157,25 +157,41 @@ impl Mempool {
         Ok(())
     }
 
-    /// Admits a transaction whose cheap checks passed: checks the nonce
-    /// window, duplicates and room, then `verify` (the signature check,
-    /// run without holding the lock), then inserts.
+    /// Admits a transaction whose cheap checks passed, with its `hash`:
+    /// checks the nonce window, duplicates and room, then `verify` (the
+    /// signature check, run without holding the lock), then inserts.
+    ///
+    /// `committed_nonce` reads the signer's nonce in the committed state.
+    /// It is read again under the lock when the pool holds nothing of the
+    /// signer: a block may have executed, and [`Mempool::executed`] dropped
+    /// the account, since the first read, and a stale nonce would leave
+    /// the transaction waiting forever for one that is already used.
     pub fn admit(
         &self,
         tx: SignedTransaction,
+        hash: TxHash,
         bytes: usize,
-        committed_nonce: u64,
+        committed_nonce: impl Fn() -> Result<u64, SubmitError>,
         verify: impl FnOnce(&SignedTransaction) -> Result<(), SubmitError>,
     ) -> Result<TxHash, SubmitError> {
-        let hash = tx.hash();
+        debug_assert_eq!(hash, tx.hash(), "the hash is the transaction's");
+        let first_read = committed_nonce()?;
         {
             let inner = self.inner.lock().expect("mempool lock");
-            self.check_room(&inner, &tx, &hash, bytes, committed_nonce)?;
+            self.check_room(&inner, &tx, &hash, bytes, first_read)?;
         }
         verify(&tx)?;
         let mut inner = self.inner.lock().expect("mempool lock");
-        self.check_room(&inner, &tx, &hash, bytes, committed_nonce)?;
         let signer = tx.tx.signer;
+        let committed_nonce = if inner.accounts.contains_key(&signer) {
+            // The account's `next` is kept current by `executed`.
+            first_read
+        } else {
+            // Under the lock: `executed` for any later block runs after
+            // the insertion below and updates the account.
+            committed_nonce()?
+        };
+        self.check_room(&inner, &tx, &hash, bytes, committed_nonce)?;
         let inner = &mut *inner;
         let account = inner.accounts.entry(signer).or_insert_with(|| Account {
             next: committed_nonce,
@@ -193,10 +209,11 @@ impl Mempool {
 
     /// Takes transactions for a block: accounts in turn, each one's run of
     /// consecutive nonces from its next nonce.
-    pub fn propose(&self, max_transactions: usize, max_bytes: usize) -> Vec<SignedTransaction> {
+    pub fn propose(&self, max_transactions: usize, max_bytes: usize) -> Proposal {
         let mut inner = self.inner.lock().expect("mempool lock");
         let inner = &mut *inner;
         let mut taken = Vec::new();
+        let mut hashes = Vec::new();
         let mut taken_bytes = 0;
         let mut rounds_left = true;
         while rounds_left && taken.len() < max_transactions {
@@ -221,6 +238,7 @@ impl Mempool {
                 inner.bytes -= pending.bytes;
                 taken_bytes += pending.bytes;
                 taken.push(pending.tx);
+                hashes.push(pending.hash);
                 rounds_left = true;
             }
         }
@@ -230,7 +248,10 @@ impl Mempool {
                 .get(signer)
                 .is_some_and(|account| !account.txs.is_empty())
         });
-        taken
+        Proposal {
+            transactions: taken,
+            hashes,
+        }
     }
 
     /// After a block executed: each signer's committed nonce. Drops what

@@ -9,8 +9,8 @@ use stele_chain::{Chain, ChainConfig, ChainError, Genesis, GenesisAccount, codes
 use stele_consensus::Application;
 use stele_host_api::Address;
 use stele_types::{
-    Action, Block, BlockHeader, ReceiptStatus, SignedTransaction, Transaction, format_address,
-    transactions_root,
+    Action, Block, BlockHeader, ReceiptStatus, SignedTransaction, Transaction, TxHash,
+    format_address, transactions_root,
 };
 
 const PROPOSER: Address = Address([0xaa; 32]);
@@ -285,6 +285,16 @@ fn only_the_deployer_upgrades_and_the_allow_list_gates_deployment() {
     assert_eq!(executed.receipts[1].return_data, b"v2");
 }
 
+/// Admits `tx` (100 bytes, committed nonce 0) to `pool` after `verify`.
+fn admit_to(
+    pool: &Mempool,
+    tx: SignedTransaction,
+    verify: impl FnOnce(&SignedTransaction) -> Result<(), stele_consensus::SubmitError>,
+) -> Result<TxHash, stele_consensus::SubmitError> {
+    let hash = tx.hash();
+    pool.admit(tx, hash, 100, || Ok(0), verify)
+}
+
 #[test]
 fn the_mempool_is_bounded_and_proposes_in_nonce_order() {
     let pool = Mempool::new(MempoolConfig {
@@ -294,31 +304,17 @@ fn the_mempool_is_bounded_and_proposes_in_nonce_order() {
     });
     let alice = key(1);
     let ok = |_: &SignedTransaction| Ok(());
+    let transfer_from_alice =
+        |nonce: u64, to: u8| tx(&alice, nonce, 0, vec![transfer(Address([to; 32]), 1)]);
     for nonce in [2, 0, 1, 3] {
-        pool.admit(
-            tx(&alice, nonce, 0, vec![transfer(Address([3; 32]), 1)]),
-            100,
-            0,
-            ok,
-        )
-        .unwrap();
+        admit_to(&pool, transfer_from_alice(nonce, 3), ok).unwrap();
     }
-    let full = pool.admit(
-        tx(&alice, 4, 0, vec![transfer(Address([3; 32]), 1)]),
-        100,
-        0,
-        ok,
-    );
+    let full = admit_to(&pool, transfer_from_alice(4, 3), ok);
     assert_eq!(full.unwrap_err().code, codes::TX_NONCE_AHEAD);
-    let duplicate = pool.admit(
-        tx(&alice, 1, 0, vec![transfer(Address([3; 32]), 1)]),
-        100,
-        0,
-        ok,
-    );
+    let duplicate = admit_to(&pool, transfer_from_alice(1, 3), ok);
     assert_eq!(duplicate.unwrap_err().code, codes::TX_DUPLICATE);
     // A failing signature check admits nothing.
-    let bad = pool.admit(tx(&key(2), 0, 0, vec![]), 100, 0, |_| {
+    let bad = admit_to(&pool, tx(&key(2), 0, 0, vec![]), |_| {
         Err(stele_consensus::SubmitError {
             code: codes::TX_BAD_SIGNATURE,
             message: "bad".into(),
@@ -326,22 +322,46 @@ fn the_mempool_is_bounded_and_proposes_in_nonce_order() {
     });
     assert_eq!(bad.unwrap_err().code, codes::TX_BAD_SIGNATURE);
     assert_eq!(pool.stats().transactions, 4);
-    let proposed: Vec<u64> = pool
-        .propose(3, usize::MAX)
-        .iter()
-        .map(|tx| tx.tx.nonce)
-        .collect();
+    let proposal = pool.propose(3, usize::MAX);
+    let proposed: Vec<u64> = proposal.transactions.iter().map(|tx| tx.tx.nonce).collect();
     assert_eq!(proposed, vec![0, 1, 2]);
-    let used = pool.admit(
-        tx(&alice, 2, 0, vec![transfer(Address([4; 32]), 1)]),
-        100,
-        0,
-        ok,
-    );
+    // The proposal carries each transaction's hash, in order.
+    let hashes: Vec<TxHash> = proposal
+        .transactions
+        .iter()
+        .map(SignedTransaction::hash)
+        .collect();
+    assert_eq!(proposal.hashes, hashes);
+    let used = admit_to(&pool, transfer_from_alice(2, 4), ok);
     assert_eq!(used.unwrap_err().code, codes::TX_NONCE_USED);
     pool.executed([(address(&alice), 3)]);
-    assert_eq!(pool.propose(10, usize::MAX).len(), 1);
+    assert_eq!(pool.propose(10, usize::MAX).transactions.len(), 1);
     pool.executed([(address(&alice), 4)]);
     assert_eq!(pool.stats().transactions, 0);
     assert_eq!(pool.stats().accounts, 0);
+}
+
+/// A block executes while a transaction is being admitted: the nonce read
+/// before the signature check is stale by the time it is inserted, and the
+/// account it would join has been dropped. The transaction must still be
+/// proposed.
+#[test]
+fn a_block_executing_during_admission_does_not_strand_the_transaction() {
+    let pool = Mempool::new(MempoolConfig::default());
+    let alice = key(1);
+    let state_nonce = std::sync::atomic::AtomicU64::new(0);
+    let committed = || Ok(state_nonce.load(std::sync::atomic::Ordering::SeqCst));
+    let first = tx(&alice, 0, 0, vec![transfer(Address([3; 32]), 1)]);
+    pool.admit(first.clone(), first.hash(), 100, committed, |_| Ok(()))
+        .unwrap();
+    assert_eq!(pool.propose(10, usize::MAX).transactions, vec![first]);
+    let second = tx(&alice, 1, 0, vec![transfer(Address([3; 32]), 1)]);
+    pool.admit(second.clone(), second.hash(), 100, committed, |_| {
+        // The block with nonce 0 commits and executes now.
+        state_nonce.store(1, std::sync::atomic::Ordering::SeqCst);
+        pool.executed([(address(&alice), 1)]);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(pool.propose(10, usize::MAX).transactions, vec![second]);
 }

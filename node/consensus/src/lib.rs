@@ -15,7 +15,7 @@ pub mod solo;
 
 use std::time::Duration;
 
-use stele_types::{BlockHash, SignedTransaction};
+use stele_types::{BlockHash, SignedTransaction, TxHash};
 
 /// Where the executed chain stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +40,16 @@ pub struct SubmitError {
     pub message: String,
 }
 
+/// Transactions offered for the next block, with their hashes (computed
+/// once, at admission) for the header's transactions root.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Proposal {
+    /// The transactions, in execution order.
+    pub transactions: Vec<SignedTransaction>,
+    /// `hashes[i]` is `transactions[i].hash()`.
+    pub hashes: Vec<TxHash>,
+}
+
 /// What an ordering engine needs from the node.
 pub trait Application: Send + Sync + 'static {
     /// Checks a transaction (cheap checks first, then the signature) and
@@ -49,7 +59,7 @@ pub trait Application: Send + Sync + 'static {
     /// Takes up to `max_transactions` transactions totalling at most
     /// `max_bytes` from the pool, in an order that executes (per-account
     /// nonce order).
-    fn propose(&self, max_transactions: usize, max_bytes: usize) -> Vec<SignedTransaction>;
+    fn propose(&self, max_transactions: usize, max_bytes: usize) -> Proposal;
 
     /// The executed tip.
     fn tip(&self) -> Tip;

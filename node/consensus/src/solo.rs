@@ -12,9 +12,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use stele_host_api::Address;
-use stele_types::{Block, BlockHeader, SignedTransaction, transactions_root};
+use stele_types::{Block, BlockHeader, SignedTransaction, transactions_root_of};
 
-use crate::{Application, Ordering, SubmitError};
+use crate::{Application, Ordering, Proposal, SubmitError};
 
 /// Configuration of the solo engine.
 #[derive(Clone, Debug)]
@@ -98,8 +98,10 @@ fn run(
             continue;
         }
         next_tick = now + config.block_interval;
-        let transactions: Vec<SignedTransaction> =
-            app.propose(config.block_transactions_max, config.block_bytes_max);
+        let Proposal {
+            transactions,
+            hashes,
+        } = app.propose(config.block_transactions_max, config.block_bytes_max);
         if transactions.is_empty() && !config.empty_blocks {
             continue;
         }
@@ -108,7 +110,7 @@ fn run(
             parent_hash: tip.hash,
             time_ms: now_ms().max(tip.time_ms),
             proposer: config.proposer,
-            transactions_root: transactions_root(&transactions),
+            transactions_root: transactions_root_of(&hashes),
             transaction_count: transactions.len() as u32,
             state_root: tip.state_root,
         };

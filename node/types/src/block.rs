@@ -58,8 +58,23 @@ pub struct Block {
 impl Block {
     /// Whether the header's root and count match the transactions.
     pub fn is_consistent(&self) -> bool {
+        self.is_consistent_with(&self.transaction_hashes())
+    }
+
+    /// [`Block::is_consistent`] given the transactions' hashes, in order
+    /// (from [`Block::transaction_hashes`]).
+    pub fn is_consistent_with(&self, hashes: &[TxHash]) -> bool {
         self.header.transaction_count as usize == self.transactions.len()
-            && self.header.transactions_root == transactions_root(&self.transactions)
+            && hashes.len() == self.transactions.len()
+            && self.header.transactions_root == transactions_root_of(hashes)
+    }
+
+    /// The hash of every transaction, in order.
+    pub fn transaction_hashes(&self) -> Vec<TxHash> {
+        self.transactions
+            .iter()
+            .map(SignedTransaction::hash)
+            .collect()
     }
 }
 
@@ -67,12 +82,18 @@ impl Block {
 /// and inner hashing (an odd node is promoted unchanged); all zeros for no
 /// transactions.
 pub fn transactions_root(transactions: &[SignedTransaction]) -> [u8; 32] {
-    let mut level: Vec<[u8; 32]> = transactions
+    let hashes: Vec<TxHash> = transactions.iter().map(SignedTransaction::hash).collect();
+    transactions_root_of(&hashes)
+}
+
+/// [`transactions_root`] from the transactions' hashes, in order.
+pub fn transactions_root_of(hashes: &[TxHash]) -> [u8; 32] {
+    let mut level: Vec<[u8; 32]> = hashes
         .iter()
-        .map(|tx| {
+        .map(|hash| {
             let mut hasher = blake3::Hasher::new();
             hasher.update(&[0]);
-            hasher.update(&tx.hash());
+            hasher.update(hash);
             *hasher.finalize().as_bytes()
         })
         .collect();

@@ -13,7 +13,9 @@ pub mod limits;
 pub mod tx;
 
 pub use address::{AddressError, format_address, parse_address};
-pub use block::{Block, BlockHash, BlockHeader, Receipt, ReceiptStatus, transactions_root};
+pub use block::{
+    Block, BlockHash, BlockHeader, Receipt, ReceiptStatus, transactions_root, transactions_root_of,
+};
 pub use codec::{DecodeError, decode_block, decode_transaction, encode_transaction};
 pub use stele_host_api::Address;
-pub use tx::{Action, SignedTransaction, Transaction, TxError, TxHash};
+pub use tx::{Action, SignedTransaction, Transaction, TxError, TxHash, tx_hash_of};

@@ -9,6 +9,7 @@ use ed25519_dalek::SigningKey;
 use stele_types::limits::{ACTIONS_PER_TX_MAX, TX_BYTES_MAX};
 use stele_types::{
     Action, Address, DecodeError, SignedTransaction, Transaction, TxError, decode_transaction,
+    tx_hash_of,
 };
 
 struct Counting;
@@ -77,6 +78,35 @@ fn a_good_transaction_round_trips_and_verifies() {
     decoded.check_cheap("stele-dev").unwrap();
     decoded.verify_signature().unwrap();
     assert_ne!(transfer(1).hash(), transfer(0).hash());
+}
+
+#[test]
+fn verification_with_a_decoded_key_is_the_same_check() {
+    let signed = transfer(0).sign(&key());
+    let signing_bytes = signed.tx.signing_bytes();
+    assert_eq!(tx_hash_of(&signing_bytes), signed.hash());
+    let signer_key = signed.verifying_key().unwrap();
+    signed
+        .verify_signature_with(&signer_key, &signing_bytes)
+        .unwrap();
+    // A tampered transaction fails with the signer's own key.
+    let mut tampered = signed.clone();
+    tampered.tx.nonce = 1;
+    assert_eq!(
+        tampered.verify_signature_with(&signer_key, &tampered.tx.signing_bytes()),
+        Err(TxError::BadSignature)
+    );
+    // Another account's key is refused, even with its own valid signature.
+    let other = SigningKey::from_bytes(&[8; 32]);
+    let mut body = transfer(0);
+    body.signer = Address(other.verifying_key().to_bytes());
+    let by_other = body.sign(&other);
+    let mut claimed = by_other.clone();
+    claimed.tx.signer = signed.tx.signer;
+    assert_eq!(
+        claimed.verify_signature_with(&other.verifying_key(), &by_other.tx.signing_bytes()),
+        Err(TxError::BadPublicKey)
+    );
 }
 
 #[test]
