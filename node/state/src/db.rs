@@ -26,6 +26,7 @@ use rocksdb::{
     ReadOptions, WriteBatch, WriteOptions,
 };
 
+use crate::cache::ValueCache;
 use crate::proof::{Proof, prove};
 use crate::tree::{self, Child, EMPTY, Hash, Node, NodeKey, NodeReader, key_hash, value_hash};
 
@@ -65,6 +66,9 @@ pub struct StateConfig {
     pub node_cache_entries: usize,
     /// RocksDB block cache. Default: 256 MiB.
     pub block_cache_bytes: usize,
+    /// Latest values kept in memory in front of the flat store (recently
+    /// read or written; 0 turns it off). Default: 64 MiB.
+    pub value_cache_bytes: usize,
     /// Most stale entries one commit prunes. Default: 200,000.
     pub prune_per_commit_max: usize,
     /// Whether a commit waits for the write-ahead log to reach the disk.
@@ -80,6 +84,7 @@ impl StateConfig {
             retention: Retention::Window(1_000),
             node_cache_entries: 1_000_000,
             block_cache_bytes: 256 * 1024 * 1024,
+            value_cache_bytes: 64 * 1024 * 1024,
             prune_per_commit_max: 200_000,
             sync_commits: true,
         }
@@ -217,6 +222,7 @@ pub struct StateDb {
     config: StateConfig,
     meta: RwLock<Meta>,
     nodes: Mutex<LruCache<NodeKey, Arc<Node>>>,
+    values: ValueCache,
     commit_lock: Mutex<()>,
 }
 
@@ -229,6 +235,9 @@ impl StateDb {
             let mut table = BlockBasedOptions::default();
             table.set_block_cache(&cache);
             table.set_bloom_filter(10.0, false);
+            // Point reads find their key in a block by hash, not by a
+            // binary search.
+            table.set_data_block_index_type(rocksdb::DataBlockIndexType::BinaryAndHash);
             let mut options = Options::default();
             options.set_block_based_table_factory(&table);
             // Tree nodes are hashes: compressing them costs CPU for nothing.
@@ -266,11 +275,13 @@ impl StateDb {
             }
         };
         let capacity = NonZeroUsize::new(config.node_cache_entries).expect("validated");
+        let values = ValueCache::new(config.value_cache_bytes);
         Ok(StateDb {
             db,
             config,
             meta: RwLock::new(meta),
             nodes: Mutex::new(LruCache::new(capacity)),
+            values,
             commit_lock: Mutex::new(()),
         })
     }
@@ -344,12 +355,16 @@ impl StateDb {
             .map_or(EMPTY, Child::hash))
     }
 
-    /// The latest value of `key`: one read of the flat store.
+    /// The latest value of `key`: from the value cache, or one read of
+    /// the flat store.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        Ok(self
-            .db
-            .get_pinned_cf(self.cf(CF_FLAT), key)?
-            .map(|value| value.to_vec()))
+        let generation = match self.values.get(key) {
+            Ok(value) => return Ok(value),
+            Err(generation) => generation,
+        };
+        let value = self.db.get_pinned_cf(self.cf(CF_FLAT), key)?;
+        self.values.fill(key, value.as_deref(), generation);
+        Ok(value.map(|value| value.to_vec()))
     }
 
     /// The value of `key` at a retained version.
@@ -491,6 +506,7 @@ impl StateDb {
         let mut options = WriteOptions::default();
         options.set_sync(self.config.sync_commits);
         self.db.write_opt(batch, &options)?;
+        self.values.commit(writes);
 
         let hash = root.as_ref().map_or(EMPTY, Child::hash);
         {

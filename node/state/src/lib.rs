@@ -7,13 +7,16 @@
 //!   verifier (no RocksDB: build with `default-features = false`).
 //! * `db` (feature `db`, on by default) — [`StateDb`]: a flat latest-value
 //!   store for reads, history for reads at past versions, versioned tree
-//!   nodes, bounded pruning, and one atomic write batch per block; and
+//!   nodes, bounded pruning, and one atomic write batch per block, with a
+//!   byte-bounded cache of latest values in front of the flat store; and
 //!   [`Overlay`] for the block being executed.
 //!
 //! The crate knows nothing of wasm, contracts or consensus: keys and values
 //! are bytes, versions are block heights.
 #![deny(missing_docs)]
 
+#[cfg(feature = "db")]
+mod cache;
 #[cfg(feature = "db")]
 mod db;
 pub mod proof;

@@ -76,6 +76,32 @@ fn reads_history_and_roots_follow_the_model() {
 }
 
 #[test]
+fn latest_reads_follow_every_commit_whatever_the_value_cache() {
+    // Off, so small that entries are evicted all the time, and the default.
+    for cache_bytes in [0, 4096, StateConfig::new("unused").value_cache_bytes] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(&dir, Retention::Window(100));
+        config.value_cache_bytes = cache_bytes;
+        let state = StateDb::open(config).unwrap();
+        for version in 1..=30 {
+            state.commit(version, &block(version)).unwrap();
+            let expected = model(version);
+            // Read every key twice: the second read is the cached one.
+            for _ in 0..2 {
+                for n in (0..crash_blocks::KEY_SPACE).step_by(7) {
+                    let key = format!("key-{n:05}").into_bytes();
+                    assert_eq!(
+                        state.get(&key).unwrap(),
+                        expected.get(&key).cloned(),
+                        "key {n} at version {version}, value cache of {cache_bytes} bytes"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn proofs_verify_for_present_absent_and_removed_keys_and_forgeries_fail() {
     let dir = tempfile::tempdir().unwrap();
     let state = StateDb::open(config(&dir, Retention::Window(100))).unwrap();

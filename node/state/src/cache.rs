@@ -1,0 +1,163 @@
+//! A cache of latest values in front of the flat store.
+//!
+//! Reads that hit it cost a hash lookup instead of a RocksDB get (memtable,
+//! bloom filters, block search). Commits write through it, so what a block
+//! wrote is there for the next block. It holds absent keys too.
+//!
+//! A miss reads the database outside the lock, which races with a commit:
+//! the reader might fetch the old value and cache it after the commit wrote
+//! the new one. Every commit therefore bumps a generation under the lock,
+//! and a value read under an older generation is not cached.
+
+use std::sync::Mutex;
+
+use lru::LruCache;
+
+use crate::db::WriteSet;
+
+/// Bytes counted per entry on top of its key and value (map slot, list
+/// links, allocations).
+const ENTRY_OVERHEAD_BYTES: usize = 96;
+
+/// A byte-bounded LRU of latest values.
+pub(crate) struct ValueCache {
+    inner: Mutex<Inner>,
+    bytes_max: usize,
+}
+
+struct Inner {
+    /// Bumped by every commit.
+    generation: u64,
+    entries: LruCache<Vec<u8>, Option<Vec<u8>>>,
+    bytes: usize,
+}
+
+fn entry_bytes(key: &[u8], value: Option<&[u8]>) -> usize {
+    key.len() + value.map_or(0, <[u8]>::len) + ENTRY_OVERHEAD_BYTES
+}
+
+impl ValueCache {
+    /// A cache of at most `bytes_max` bytes (0: caches nothing).
+    pub(crate) fn new(bytes_max: usize) -> Self {
+        ValueCache {
+            inner: Mutex::new(Inner {
+                generation: 0,
+                entries: LruCache::unbounded(),
+                bytes: 0,
+            }),
+            bytes_max,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// The cached latest value of `key` (`Some(None)`: cached as absent),
+    /// or on a miss the generation to pass to [`ValueCache::fill`].
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, u64> {
+        let mut inner = self.lock();
+        match inner.entries.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => Err(inner.generation),
+        }
+    }
+
+    /// Caches `value`, read from the database for `key` while the cache
+    /// was at `generation`, unless a commit happened since.
+    pub(crate) fn fill(&self, key: &[u8], value: Option<&[u8]>, generation: u64) {
+        let mut inner = self.lock();
+        if inner.generation == generation {
+            self.put(&mut inner, key, value);
+        }
+    }
+
+    /// Writes a committed write set through, then bumps the generation.
+    pub(crate) fn commit(&self, writes: &WriteSet) {
+        let mut inner = self.lock();
+        for (key, value) in writes {
+            self.put(&mut inner, key, value.as_deref());
+        }
+        inner.generation += 1;
+    }
+
+    fn put(&self, inner: &mut Inner, key: &[u8], value: Option<&[u8]>) {
+        let bytes = entry_bytes(key, value);
+        if let Some(old) = inner.entries.pop(key) {
+            inner.bytes -= entry_bytes(key, old.as_deref());
+        }
+        // An entry bigger than a sixteenth of the cache would push out
+        // many small hot ones.
+        if bytes > self.bytes_max / 16 {
+            return;
+        }
+        inner.entries.put(key.to_vec(), value.map(<[u8]>::to_vec));
+        inner.bytes += bytes;
+        while inner.bytes > self.bytes_max {
+            match inner.entries.pop_lru() {
+                Some((key, value)) => inner.bytes -= entry_bytes(&key, value.as_deref()),
+                None => break,
+            }
+        }
+    }
+
+    /// Entries and bytes held (for tests and metrics).
+    #[cfg(test)]
+    pub(crate) fn usage(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.entries.len(), inner.bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writes(entries: &[(&[u8], Option<&[u8]>)]) -> WriteSet {
+        entries
+            .iter()
+            .map(|(key, value)| (key.to_vec(), value.map(<[u8]>::to_vec)))
+            .collect()
+    }
+
+    #[test]
+    fn a_read_that_raced_a_commit_is_not_cached() {
+        let cache = ValueCache::new(1 << 20);
+        let generation = cache.get(b"k").unwrap_err();
+        // The reader fetched the old value; a commit then wrote a new one.
+        cache.commit(&writes(&[(b"k", Some(b"new"))]));
+        cache.fill(b"k", Some(b"old"), generation);
+        assert_eq!(cache.get(b"k"), Ok(Some(b"new".to_vec())));
+        // A read with no commit in between is cached, absent keys too.
+        let generation = cache.get(b"gone").unwrap_err();
+        cache.fill(b"gone", None, generation);
+        assert_eq!(cache.get(b"gone"), Ok(None));
+        // A commit removing a key caches its absence.
+        cache.commit(&writes(&[(b"k", None)]));
+        assert_eq!(cache.get(b"k"), Ok(None));
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_bytes() {
+        let budget = 64 * (ENTRY_OVERHEAD_BYTES + 8 + 100);
+        let cache = ValueCache::new(budget);
+        for n in 0u64..1_000 {
+            cache.commit(&writes(&[(&n.to_be_bytes(), Some(&[7u8; 100]))]));
+        }
+        let (entries, bytes) = cache.usage();
+        assert!(bytes <= budget, "{bytes} bytes held, budget {budget}");
+        assert_eq!(entries, 64);
+        // The most recent entries are the ones kept.
+        assert_eq!(cache.get(&999u64.to_be_bytes()), Ok(Some(vec![7u8; 100])));
+        assert!(cache.get(&0u64.to_be_bytes()).is_err());
+        // Too big an entry is not cached; a smaller one replaces it.
+        cache.commit(&writes(&[(b"big", Some(&vec![1u8; budget]))]));
+        assert!(cache.get(b"big").is_err());
+        // A cache of zero bytes caches nothing.
+        let off = ValueCache::new(0);
+        off.commit(&writes(&[(b"k", Some(b"v"))]));
+        assert!(off.get(b"k").is_err());
+    }
+}
