@@ -1,8 +1,9 @@
 //! A cache of latest values in front of the flat store.
 //!
 //! Reads that hit it cost a hash lookup instead of a RocksDB get (memtable,
-//! bloom filters, block search). Commits write through it, so what a block
-//! wrote is there for the next block. It holds absent keys too.
+//! bloom filters, block search). Reads fill it; commits write through to
+//! the keys it holds, so a value a block read and wrote is there for the
+//! next block. It holds absent keys too.
 //!
 //! A miss reads the database outside the lock, which races with a commit:
 //! the reader might fetch the old value and cache it after the commit wrote
@@ -74,13 +75,39 @@ impl ValueCache {
         }
     }
 
-    /// Writes a committed write set through, then bumps the generation.
+    /// Writes a committed write set through to the entries the cache
+    /// holds, then bumps the generation. Keys it does not hold are not
+    /// added: a block of many cold writes would push out the hot reads.
     pub(crate) fn commit(&self, writes: &WriteSet) {
         let mut inner = self.lock();
-        for (key, value) in writes {
-            self.put(&mut inner, key, value.as_deref());
+        let inner = &mut *inner;
+        if !inner.entries.is_empty() {
+            for (key, value) in writes {
+                let Some(cached) = inner.entries.peek_mut(key.as_slice()) else {
+                    continue;
+                };
+                let old_bytes = entry_bytes(key, cached.as_deref());
+                let new_bytes = entry_bytes(key, value.as_deref());
+                if new_bytes > self.bytes_max / 16 {
+                    inner.entries.pop(key.as_slice());
+                    inner.bytes -= old_bytes;
+                    continue;
+                }
+                cached.clone_from(value);
+                inner.bytes = inner.bytes - old_bytes + new_bytes;
+            }
+            self.evict(inner);
         }
         inner.generation += 1;
+    }
+
+    fn evict(&self, inner: &mut Inner) {
+        while inner.bytes > self.bytes_max {
+            match inner.entries.pop_lru() {
+                Some((key, value)) => inner.bytes -= entry_bytes(&key, value.as_deref()),
+                None => break,
+            }
+        }
     }
 
     fn put(&self, inner: &mut Inner, key: &[u8], value: Option<&[u8]>) {
@@ -95,12 +122,7 @@ impl ValueCache {
         }
         inner.entries.put(key.to_vec(), value.map(<[u8]>::to_vec));
         inner.bytes += bytes;
-        while inner.bytes > self.bytes_max {
-            match inner.entries.pop_lru() {
-                Some((key, value)) => inner.bytes -= entry_bytes(&key, value.as_deref()),
-                None => break,
-            }
-        }
+        self.evict(inner);
     }
 
     /// Entries and bytes held (for tests and metrics).
@@ -129,14 +151,23 @@ mod tests {
         // The reader fetched the old value; a commit then wrote a new one.
         cache.commit(&writes(&[(b"k", Some(b"new"))]));
         cache.fill(b"k", Some(b"old"), generation);
-        assert_eq!(cache.get(b"k"), Ok(Some(b"new".to_vec())));
+        assert!(cache.get(b"k").is_err(), "the stale read is not cached");
         // A read with no commit in between is cached, absent keys too.
-        let generation = cache.get(b"gone").unwrap_err();
+        let generation = cache.get(b"k").unwrap_err();
+        cache.fill(b"k", Some(b"new"), generation);
         cache.fill(b"gone", None, generation);
+        assert_eq!(cache.get(b"k"), Ok(Some(b"new".to_vec())));
         assert_eq!(cache.get(b"gone"), Ok(None));
-        // A commit removing a key caches its absence.
-        cache.commit(&writes(&[(b"k", None)]));
+        // Commits write through to what is cached, removals included, and
+        // do not add what is not.
+        cache.commit(&writes(&[
+            (b"k", None),
+            (b"gone", Some(b"back")),
+            (b"cold", Some(b"v")),
+        ]));
         assert_eq!(cache.get(b"k"), Ok(None));
+        assert_eq!(cache.get(b"gone"), Ok(Some(b"back".to_vec())));
+        assert!(cache.get(b"cold").is_err());
     }
 
     #[test]
@@ -144,7 +175,8 @@ mod tests {
         let budget = 64 * (ENTRY_OVERHEAD_BYTES + 8 + 100);
         let cache = ValueCache::new(budget);
         for n in 0u64..1_000 {
-            cache.commit(&writes(&[(&n.to_be_bytes(), Some(&[7u8; 100]))]));
+            let generation = cache.get(&n.to_be_bytes()).unwrap_err();
+            cache.fill(&n.to_be_bytes(), Some(&[7u8; 100]), generation);
         }
         let (entries, bytes) = cache.usage();
         assert!(bytes <= budget, "{bytes} bytes held, budget {budget}");
@@ -152,12 +184,26 @@ mod tests {
         // The most recent entries are the ones kept.
         assert_eq!(cache.get(&999u64.to_be_bytes()), Ok(Some(vec![7u8; 100])));
         assert!(cache.get(&0u64.to_be_bytes()).is_err());
-        // Too big an entry is not cached; a smaller one replaces it.
-        cache.commit(&writes(&[(b"big", Some(&vec![1u8; budget]))]));
+        // A commit that grows cached values evicts to stay in budget.
+        let grown: Vec<(Vec<u8>, Option<Vec<u8>>)> = (936u64..1_000)
+            .map(|n| (n.to_be_bytes().to_vec(), Some(vec![8u8; 200])))
+            .collect();
+        cache.commit(&grown.into_iter().collect());
+        let (_, bytes) = cache.usage();
+        assert!(bytes <= budget, "{bytes} bytes held, budget {budget}");
+        // Too big an entry is not cached, and drops what it replaces.
+        let generation = cache.get(b"big").unwrap_err();
+        cache.fill(b"big", Some(&vec![1u8; budget]), generation);
         assert!(cache.get(b"big").is_err());
+        cache.commit(&writes(&[(
+            &999u64.to_be_bytes(),
+            Some(&vec![1u8; budget]),
+        )]));
+        assert!(cache.get(&999u64.to_be_bytes()).is_err());
         // A cache of zero bytes caches nothing.
         let off = ValueCache::new(0);
-        off.commit(&writes(&[(b"k", Some(b"v"))]));
+        let generation = off.get(b"k").unwrap_err();
+        off.fill(b"k", Some(b"v"), generation);
         assert!(off.get(b"k").is_err());
     }
 }
