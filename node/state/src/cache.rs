@@ -56,20 +56,34 @@ impl ValueCache {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// The cached latest value of `key` (`Some(None)`: cached as absent),
-    /// or on a miss the generation to pass to [`ValueCache::fill`].
-    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, u64> {
-        let mut inner = self.lock();
+    /// The cached latest value of `key` (`Ok(None)`: cached as absent),
+    /// or on a miss the generation to pass to [`ValueCache::fill`]
+    /// (`None`: do not fill).
+    ///
+    /// Readers never wait for the lock: when another thread holds it the
+    /// read goes to the database. On a machine with more busy threads than
+    /// cores, waiting could mean waiting for a holder that is not running.
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Option<u64>> {
+        let mut inner = match self.inner.try_lock() {
+            Ok(inner) => inner,
+            Err(std::sync::TryLockError::Poisoned(poison)) => poison.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Err(None),
+        };
         match inner.entries.get(key) {
             Some(value) => Ok(value.clone()),
-            None => Err(inner.generation),
+            None => Err(Some(inner.generation)),
         }
     }
 
     /// Caches `value`, read from the database for `key` while the cache
-    /// was at `generation`, unless a commit happened since.
+    /// was at `generation`, unless a commit happened since (or the lock is
+    /// busy: filling is optional).
     pub(crate) fn fill(&self, key: &[u8], value: Option<&[u8]>, generation: u64) {
-        let mut inner = self.lock();
+        let mut inner = match self.inner.try_lock() {
+            Ok(inner) => inner,
+            Err(std::sync::TryLockError::Poisoned(poison)) => poison.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return,
+        };
         if inner.generation == generation {
             self.put(&mut inner, key, value);
         }
@@ -147,13 +161,13 @@ mod tests {
     #[test]
     fn a_read_that_raced_a_commit_is_not_cached() {
         let cache = ValueCache::new(1 << 20);
-        let generation = cache.get(b"k").unwrap_err();
+        let generation = cache.get(b"k").unwrap_err().unwrap();
         // The reader fetched the old value; a commit then wrote a new one.
         cache.commit(&writes(&[(b"k", Some(b"new"))]));
         cache.fill(b"k", Some(b"old"), generation);
         assert!(cache.get(b"k").is_err(), "the stale read is not cached");
         // A read with no commit in between is cached, absent keys too.
-        let generation = cache.get(b"k").unwrap_err();
+        let generation = cache.get(b"k").unwrap_err().unwrap();
         cache.fill(b"k", Some(b"new"), generation);
         cache.fill(b"gone", None, generation);
         assert_eq!(cache.get(b"k"), Ok(Some(b"new".to_vec())));
@@ -175,7 +189,7 @@ mod tests {
         let budget = 64 * (ENTRY_OVERHEAD_BYTES + 8 + 100);
         let cache = ValueCache::new(budget);
         for n in 0u64..1_000 {
-            let generation = cache.get(&n.to_be_bytes()).unwrap_err();
+            let generation = cache.get(&n.to_be_bytes()).unwrap_err().unwrap();
             cache.fill(&n.to_be_bytes(), Some(&[7u8; 100]), generation);
         }
         let (entries, bytes) = cache.usage();
@@ -192,7 +206,7 @@ mod tests {
         let (_, bytes) = cache.usage();
         assert!(bytes <= budget, "{bytes} bytes held, budget {budget}");
         // Too big an entry is not cached, and drops what it replaces.
-        let generation = cache.get(b"big").unwrap_err();
+        let generation = cache.get(b"big").unwrap_err().unwrap();
         cache.fill(b"big", Some(&vec![1u8; budget]), generation);
         assert!(cache.get(b"big").is_err());
         cache.commit(&writes(&[(
@@ -202,7 +216,7 @@ mod tests {
         assert!(cache.get(&999u64.to_be_bytes()).is_err());
         // A cache of zero bytes caches nothing.
         let off = ValueCache::new(0);
-        let generation = off.get(b"k").unwrap_err();
+        let generation = off.get(b"k").unwrap_err().unwrap();
         off.fill(b"k", Some(b"v"), generation);
         assert!(off.get(b"k").is_err());
     }

@@ -363,7 +363,9 @@ impl StateDb {
             Err(generation) => generation,
         };
         let value = self.db.get_pinned_cf(self.cf(CF_FLAT), key)?;
-        self.values.fill(key, value.as_deref(), generation);
+        if let Some(generation) = generation {
+            self.values.fill(key, value.as_deref(), generation);
+        }
         Ok(value.map(|value| value.to_vec()))
     }
 
