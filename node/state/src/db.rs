@@ -494,26 +494,27 @@ impl StateDb {
                 stale.push(STALE_HISTORY, &history_key(&hash, *old));
             }
         }
-        let mut encoded: Vec<(Vec<u8>, Vec<u8>)> = update
-            .new_nodes
-            .iter()
-            .map(|(key, node)| (key.encode(), node.encode()))
-            .collect();
-        encoded.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (key, node) in &encoded {
-            batch.put_cf(nodes, key, node);
+        let mut new_nodes = update.new_nodes;
+        new_nodes.sort_unstable_by(|a, b| a.0.cmp_encoded(&b.0));
+        let (mut key_bytes, mut node_bytes) = (Vec::with_capacity(48), Vec::with_capacity(1200));
+        for (key, node) in &new_nodes {
+            key_bytes.clear();
+            key.encode_into(&mut key_bytes);
+            node_bytes.clear();
+            node.encode_into(&mut node_bytes);
+            batch.put_cf(nodes, &key_bytes, &node_bytes);
         }
-        let new_nodes: Vec<(NodeKey, Arc<Node>)> = update
-            .new_nodes
+        let new_nodes: Vec<(NodeKey, Arc<Node>)> = new_nodes
             .into_iter()
             .map(|(key, node)| (key, Arc::new(node)))
             .collect();
         // In key order too, for the deletions that prune them.
-        let mut stale_nodes: Vec<Vec<u8>> =
-            update.stale_nodes.iter().map(NodeKey::encode).collect();
-        stale_nodes.sort_unstable();
+        let mut stale_nodes = update.stale_nodes;
+        stale_nodes.sort_unstable_by(NodeKey::cmp_encoded);
         for key in &stale_nodes {
-            stale.push(STALE_NODE, key);
+            key_bytes.clear();
+            key.encode_into(&mut key_bytes);
+            stale.push(STALE_NODE, &key_bytes);
         }
         if !archive {
             batch.put_cf(self.cf(CF_STALE), version.to_be_bytes(), stale.into_bytes());

@@ -174,8 +174,16 @@ impl Node {
     /// child a tag (0 leaf, 1 node) and its fields (a leaf's key hash, value
     /// hash and value version; a node's hash and version).
     pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(2 + 16 * 73);
+        self.encode_into(&mut bytes);
+        bytes
+    }
+
+    /// [`Node::encode`], appended to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&[0, 0]);
         let mut bitmap = 0u16;
-        let mut body = Vec::with_capacity(16 * 65);
         for (idx, child) in self.children.iter().enumerate() {
             let Some(child) = child else { continue };
             bitmap |= 1 << idx;
@@ -186,21 +194,19 @@ impl Node {
                     value_version,
                     ..
                 } => {
-                    body.push(0);
-                    body.extend_from_slice(key_hash);
-                    body.extend_from_slice(value_hash);
-                    body.extend_from_slice(&value_version.to_be_bytes());
+                    out.push(0);
+                    out.extend_from_slice(key_hash);
+                    out.extend_from_slice(value_hash);
+                    out.extend_from_slice(&value_version.to_be_bytes());
                 }
                 Child::Node { hash, version } => {
-                    body.push(1);
-                    body.extend_from_slice(hash);
-                    body.extend_from_slice(&version.to_be_bytes());
+                    out.push(1);
+                    out.extend_from_slice(hash);
+                    out.extend_from_slice(&version.to_be_bytes());
                 }
             }
         }
-        let mut bytes = bitmap.to_be_bytes().to_vec();
-        bytes.extend_from_slice(&body);
-        bytes
+        out[start..start + 2].copy_from_slice(&bitmap.to_be_bytes());
     }
 
     /// Decodes [`Node::encode`]'s output; `None` if malformed.
@@ -248,12 +254,27 @@ impl NodeKey {
     /// Storage encoding: version (big-endian), path length, packed nibbles.
     pub fn encode(&self) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(9 + self.path.len().div_ceil(2));
-        bytes.extend_from_slice(&self.version.to_be_bytes());
-        bytes.push(self.path.len() as u8);
-        for pair in self.path.chunks(2) {
-            bytes.push(pair[0] << 4 | pair.get(1).copied().unwrap_or(0));
-        }
+        self.encode_into(&mut bytes);
         bytes
+    }
+
+    /// [`NodeKey::encode`], appended to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.version.to_be_bytes());
+        out.push(self.path.len() as u8);
+        for pair in self.path.chunks(2) {
+            out.push(pair[0] << 4 | pair.get(1).copied().unwrap_or(0));
+        }
+    }
+
+    /// The order of the encodings (version, then path length, then path),
+    /// without encoding.
+    pub fn cmp_encoded(&self, other: &NodeKey) -> std::cmp::Ordering {
+        (self.version, self.path.len(), &self.path).cmp(&(
+            other.version,
+            other.path.len(),
+            &other.path,
+        ))
     }
 
     /// Decodes [`NodeKey::encode`]'s output.
@@ -593,6 +614,38 @@ mod tests {
             path: vec![1, 15, 3],
         };
         assert_eq!(NodeKey::decode(&key.encode()), Some(key));
+        // Appending encodes the same bytes after what is there.
+        let mut out = vec![9];
+        node.encode_into(&mut out);
+        assert_eq!(out[1..], node.encode()[..]);
+    }
+
+    #[test]
+    fn node_keys_compare_as_their_encodings() {
+        let mut keys = Vec::new();
+        for version in [0u64, 1, 255, 256, u64::MAX] {
+            for path in [
+                vec![],
+                vec![0],
+                vec![15],
+                vec![0, 0],
+                vec![0, 15],
+                vec![1, 0],
+                vec![15, 15, 15],
+                vec![1, 2, 3, 4],
+            ] {
+                keys.push(NodeKey { version, path });
+            }
+        }
+        for a in &keys {
+            for b in &keys {
+                assert_eq!(
+                    a.cmp_encoded(b),
+                    a.encode().cmp(&b.encode()),
+                    "{a:?} vs {b:?}"
+                );
+            }
+        }
     }
 
     #[test]
