@@ -604,9 +604,9 @@ impl Storage for HistoricalView<'_> {
 }
 
 impl Application for Chain {
-    fn admit(&self, tx: SignedTransaction) -> Result<(), SubmitError> {
+    fn admit(&self, tx: SignedTransaction) -> Result<TxHash, SubmitError> {
         let bytes = borsh::object_length(&tx).expect("a transaction always encodes");
-        self.admit_sized(tx, bytes).map(|_| ())
+        self.admit_sized(tx, bytes)
     }
 
     fn propose(&self, max_transactions: usize, max_bytes: usize) -> Proposal {

@@ -53,8 +53,9 @@ pub struct Proposal {
 /// What an ordering engine needs from the node.
 pub trait Application: Send + Sync + 'static {
     /// Checks a transaction (cheap checks first, then the signature) and
-    /// admits it to the pool of transactions waiting for a block.
-    fn admit(&self, tx: SignedTransaction) -> Result<(), SubmitError>;
+    /// admits it to the pool of transactions waiting for a block; returns
+    /// its hash.
+    fn admit(&self, tx: SignedTransaction) -> Result<TxHash, SubmitError>;
 
     /// Takes up to `max_transactions` transactions totalling at most
     /// `max_bytes` from the pool, in an order that executes (per-account
@@ -75,8 +76,8 @@ pub trait Ordering: Send + Sync {
     fn name(&self) -> &'static str;
 
     /// Submits a transaction for ordering (to the local pool, or forwarded
-    /// to the leader).
-    fn submit(&self, tx: SignedTransaction) -> Result<(), SubmitError>;
+    /// to the leader); returns its hash.
+    fn submit(&self, tx: SignedTransaction) -> Result<TxHash, SubmitError>;
 
     /// Asks the engine to stop; committed blocks already sent stay valid.
     fn stop(&self);

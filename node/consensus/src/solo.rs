@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use stele_host_api::Address;
-use stele_types::{Block, BlockHeader, SignedTransaction, transactions_root_of};
+use stele_types::{Block, BlockHeader, SignedTransaction, TxHash, transactions_root_of};
 
 use crate::{Application, Ordering, Proposal, SubmitError};
 
@@ -142,7 +142,7 @@ impl Ordering for Solo {
         "solo"
     }
 
-    fn submit(&self, tx: SignedTransaction) -> Result<(), SubmitError> {
+    fn submit(&self, tx: SignedTransaction) -> Result<TxHash, SubmitError> {
         self.app.admit(tx)
     }
 

@@ -280,16 +280,18 @@ impl SteleApiServer for Rpc {
 
     async fn tx_send(&self, tx: String, wait: Option<Wait>) -> RpcResult<TxStatus> {
         let tx = decode_tx(&tx)?;
-        let hash = tx.hash();
-        let mut blocks = self.chain.subscribe();
-        self.ordering.submit(tx).map_err(submit_error)?;
-        if wait.unwrap_or_default() == Wait::None {
+        // Subscribed before submitting, so the block cannot slip by; not at
+        // all when the client does not wait.
+        let waiting = wait.unwrap_or_default() != Wait::None;
+        let blocks = waiting.then(|| self.chain.subscribe());
+        let hash = self.ordering.submit(tx).map_err(submit_error)?;
+        let Some(mut blocks) = blocks else {
             return Ok(TxStatus {
                 hash: hex::encode(hash),
                 status: "pending".into(),
                 receipt: None,
             });
-        }
+        };
         let deadline = tokio::time::Instant::now() + self.config.wait_timeout;
         loop {
             match tokio::time::timeout_at(deadline, blocks.recv()).await {
