@@ -10,7 +10,7 @@
 //! the new one. Every commit therefore bumps a generation under the lock,
 //! and a value read under an older generation is not cached.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use lru::LruCache;
 
@@ -50,10 +50,25 @@ impl ValueCache {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// The lock if no other thread holds it.
+    fn try_lock(&self) -> Option<MutexGuard<'_, Inner>> {
+        match self.inner.try_lock() {
+            Ok(inner) => Some(inner),
+            Err(TryLockError::Poisoned(poison)) => Some(poison.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Whether an entry of `bytes` may be cached: one bigger than a
+    /// sixteenth of the cache would push out many small hot ones.
+    fn fits(&self, bytes: usize) -> bool {
+        bytes <= self.bytes_max / 16
     }
 
     /// The cached latest value of `key` (`Ok(None)`: cached as absent),
@@ -64,10 +79,8 @@ impl ValueCache {
     /// read goes to the database. On a machine with more busy threads than
     /// cores, waiting could mean waiting for a holder that is not running.
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Option<u64>> {
-        let mut inner = match self.inner.try_lock() {
-            Ok(inner) => inner,
-            Err(std::sync::TryLockError::Poisoned(poison)) => poison.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return Err(None),
+        let Some(mut inner) = self.try_lock() else {
+            return Err(None);
         };
         match inner.entries.get(key) {
             Some(value) => Ok(value.clone()),
@@ -79,10 +92,8 @@ impl ValueCache {
     /// was at `generation`, unless a commit happened since (or the lock is
     /// busy: filling is optional).
     pub(crate) fn fill(&self, key: &[u8], value: Option<&[u8]>, generation: u64) {
-        let mut inner = match self.inner.try_lock() {
-            Ok(inner) => inner,
-            Err(std::sync::TryLockError::Poisoned(poison)) => poison.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return,
+        let Some(mut inner) = self.try_lock() else {
+            return;
         };
         if inner.generation == generation {
             self.put(&mut inner, key, value);
@@ -102,7 +113,7 @@ impl ValueCache {
                 };
                 let old_bytes = entry_bytes(key, cached.as_deref());
                 let new_bytes = entry_bytes(key, value.as_deref());
-                if new_bytes > self.bytes_max / 16 {
+                if !self.fits(new_bytes) {
                     inner.entries.pop(key.as_slice());
                     inner.bytes -= old_bytes;
                     continue;
@@ -129,9 +140,7 @@ impl ValueCache {
         if let Some(old) = inner.entries.pop(key) {
             inner.bytes -= entry_bytes(key, old.as_deref());
         }
-        // An entry bigger than a sixteenth of the cache would push out
-        // many small hot ones.
-        if bytes > self.bytes_max / 16 {
+        if !self.fits(bytes) {
             return;
         }
         inner.entries.put(key.to_vec(), value.map(<[u8]>::to_vec));
