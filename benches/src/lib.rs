@@ -81,7 +81,7 @@ pub mod bare {
     impl Bare {
         /// Compiles `wasm` with the runtime's compiler settings (NaN
         /// canonicalization, inlining) and pooling allocator tuning, without
-        /// fuel or stack accounting.
+        /// gas or stack accounting.
         pub fn new(wasm: &[u8]) -> Self {
             let mut config = Config::new();
             config

@@ -21,24 +21,20 @@ pub const NATIVE_WASM_STACK_BYTES: usize = 1024 * 1024;
 // their estimates, and this leaves a further factor of two.
 const _: () = assert!(NATIVE_WASM_STACK_BYTES >= 4 * limits::STACK_BYTES_MAX);
 
-/// Builds the engine: Cranelift with NaN canonicalization, fuel metering
-/// with the schedule's operator costs, only the accepted wasm features, and
-/// the pooling allocator with copy-on-write memory images.
-pub(crate) fn build(
-    schedule: &GasSchedule,
-    n_instances: u32,
-    metered: bool,
-) -> wasmtime::Result<Engine> {
+/// Builds the engine: Cranelift with NaN canonicalization and inlining,
+/// only the accepted wasm features, and the pooling allocator with
+/// copy-on-write memory images. Gas and stack accounting are in the code
+/// itself (see [`crate::instrument`]), so the engine meters nothing.
+pub(crate) fn build(n_instances: u32) -> wasmtime::Result<Engine> {
     let mut config = Config::new();
     config
         .strategy(Strategy::Cranelift)
         .cranelift_opt_level(OptLevel::Speed)
         .cranelift_nan_canonicalization(true)
-        // Inlining changes no gas figure: fuel is counted per wasm operator
-        // before inlining. It removes most of the cost of small functions.
+        // Inlining changes no gas figure: gas is charged by instructions
+        // written into the wasm before compilation. It removes most of the
+        // cost of small functions.
         .compiler_inlining(Inlining::Yes)
-        .consume_fuel(metered)
-        .operator_cost(schedule.operator_cost())
         .max_wasm_stack(NATIVE_WASM_STACK_BYTES)
         .wasm_backtrace_max_frames(None)
         .wasm_bulk_memory(true)

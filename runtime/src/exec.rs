@@ -13,7 +13,9 @@ use stele_host_api::limits::{
     MEMORY_BYTES_MAX, MEMORY_PAGE_BYTES, STACK_BYTES_MAX, TABLE_ELEMENTS_MAX,
 };
 use stele_host_api::{Address, CodeHash, Event, abi};
-use wasmtime::{Extern, Global, InstancePre, Memory, ModuleExport, ResourceLimiter, Store, Val};
+use wasmtime::{
+    AsContextMut, Extern, Global, InstancePre, Memory, ModuleExport, ResourceLimiter, Store, Val,
+};
 
 use crate::Inner;
 use crate::outcome::{Context, Trap, TrapKind};
@@ -46,6 +48,7 @@ pub(crate) struct Prepared {
     pub instance_pre: InstancePre<HostState>,
     pub memory: ModuleExport,
     pub stack: ModuleExport,
+    pub gas: ModuleExport,
     /// Exported `[] -> []` functions by name, reserved names excluded.
     pub methods: std::collections::BTreeMap<String, ModuleExport>,
 }
@@ -110,6 +113,37 @@ pub(crate) struct HostState {
     pub limiter: Limiter,
     pub memory: Option<Memory>,
     pub stack: Option<Global>,
+    /// The frame's gas counter (gas left), injected by the instrumentation.
+    pub gas: Option<Global>,
+}
+
+/// Gas left in the running frame's counter.
+pub(crate) fn gas_left(mut store: impl AsContextMut<Data = HostState>) -> u64 {
+    let counter = store
+        .as_context()
+        .data()
+        .gas
+        .expect("the gas counter is set before any call");
+    match counter.get(&mut store) {
+        // Negative only just before an out-of-gas trap.
+        Val::I64(left) => left.max(0) as u64,
+        _ => unreachable!("the gas counter is an i64"),
+    }
+}
+
+/// Sets the gas left in the running frame's counter; `left` is at most
+/// `i64::MAX` (see [`run_frame`]).
+pub(crate) fn set_gas_left(
+    mut store: impl AsContextMut<Data = HostState>,
+    left: u64,
+) -> wasmtime::Result<()> {
+    let counter = store
+        .as_context()
+        .data()
+        .gas
+        .expect("the gas counter is set before any call");
+    let left = i64::try_from(left).unwrap_or(i64::MAX);
+    counter.set(&mut store, Val::I64(left))
 }
 
 impl HostState {
@@ -126,9 +160,9 @@ impl HostState {
     }
 }
 
-/// Enforces the memory and table limits, and prices memory growth (whose
-/// cost does not fit in the engine's per-page table); the price is charged
-/// at the next host call or when the frame ends.
+/// Enforces the memory and table limits, and prices memory growth (the
+/// limiter cannot reach the gas counter, so the price is charged at the
+/// next host call or when the frame ends).
 #[derive(Default)]
 pub(crate) struct Limiter {
     /// Set once the instance exists: the initial memory is not charged.
@@ -392,48 +426,58 @@ fn run_frame(
         limiter,
         memory: None,
         stack: None,
+        gas: None,
     };
+    // The counter is an i64; what does not fit (never reachable) is set
+    // aside and returned untouched.
+    let counted = gas.min(i64::MAX as u64);
+    let set_aside = gas - counted;
     let mut store = Store::new(&runtime.engine, state);
     store.limiter(|state| &mut state.limiter);
-    let result = store
-        .set_fuel(gas)
-        .map_err(|error| Stop::Fault(error.to_string()))
-        .and_then(|()| {
-            let instance = prepared
-                .instance_pre
-                .instantiate(&mut store)
-                .map_err(|error| classify(error, None))?;
-            store.data_mut().limiter.instantiated = true;
-            let memory = instance
-                .get_module_export(&mut store, &prepared.memory)
-                .and_then(Extern::into_memory);
-            let stack = instance
-                .get_module_export(&mut store, &prepared.stack)
-                .and_then(Extern::into_global);
-            let func = instance
-                .get_module_export(&mut store, export)
-                .and_then(Extern::into_func);
-            let (Some(memory), Some(stack), Some(func)) = (memory, stack, func) else {
-                return Err(Stop::Fault(
-                    "prepared module lacks a required export".into(),
-                ));
-            };
-            stack
-                .set(&mut store, Val::I32(stack_start))
-                .map_err(|error| Stop::Fault(error.to_string()))?;
-            store.data_mut().memory = Some(memory);
-            store.data_mut().stack = Some(stack);
-            let func = func
-                .typed::<(), ()>(&store)
-                .map_err(|error| Stop::Fault(error.to_string()))?;
-            func.call(&mut store, ())
-                .map_err(|error| classify(error, Some((&mut store, stack))))?;
-            settle_pending_gas(&mut store)
-        });
+    let result = Ok(()).and_then(|()| {
+        let instance = prepared
+            .instance_pre
+            .instantiate(&mut store)
+            .map_err(|error| classify(error, None))?;
+        store.data_mut().limiter.instantiated = true;
+        let memory = instance
+            .get_module_export(&mut store, &prepared.memory)
+            .and_then(Extern::into_memory);
+        let stack = instance
+            .get_module_export(&mut store, &prepared.stack)
+            .and_then(Extern::into_global);
+        let counter = instance
+            .get_module_export(&mut store, &prepared.gas)
+            .and_then(Extern::into_global);
+        let func = instance
+            .get_module_export(&mut store, export)
+            .and_then(Extern::into_func);
+        let (Some(memory), Some(stack), Some(counter), Some(func)) = (memory, stack, counter, func)
+        else {
+            return Err(Stop::Fault(
+                "prepared module lacks a required export".into(),
+            ));
+        };
+        stack
+            .set(&mut store, Val::I32(stack_start))
+            .map_err(|error| Stop::Fault(error.to_string()))?;
+        store.data_mut().memory = Some(memory);
+        store.data_mut().stack = Some(stack);
+        store.data_mut().gas = Some(counter);
+        set_gas_left(&mut store, counted).map_err(|error| Stop::Fault(error.to_string()))?;
+        let func = func
+            .typed::<(), ()>(&store)
+            .map_err(|error| Stop::Fault(error.to_string()))?;
+        func.call(&mut store, ())
+            .map_err(|error| classify(error, Some((&mut store, stack, counter))))?;
+        settle_pending_gas(&mut store)
+    });
     let gas_left = match &result {
         Err(Stop::Trap(trap)) if trap.kind == TrapKind::OutOfGas => 0,
-        _ => store.get_fuel().unwrap_or(0),
-    };
+        // Before instantiation there is no counter: nothing was spent.
+        _ if store.data().gas.is_none() => counted,
+        _ => gas_left(&mut store),
+    } + set_aside;
     let state = store.into_data();
     let tx = state.tx.expect("transaction state returns with its frame");
     let run = FrameRun {
@@ -447,15 +491,11 @@ fn run_frame(
 
 fn settle_pending_gas(store: &mut Store<HostState>) -> Result<(), Stop> {
     let pending = std::mem::take(&mut store.data_mut().limiter.pending_gas);
-    let fuel = store
-        .get_fuel()
-        .map_err(|error| Stop::Fault(error.to_string()))?;
-    if pending > fuel {
+    let left = gas_left(&mut *store);
+    if pending > left {
         return Err(Stop::Trap(out_of_gas()));
     }
-    store
-        .set_fuel(fuel - pending)
-        .map_err(|error| Stop::Fault(error.to_string()))
+    set_gas_left(store, left - pending).map_err(|error| Stop::Fault(error.to_string()))
 }
 
 pub(crate) fn out_of_gas() -> Trap {
@@ -463,7 +503,10 @@ pub(crate) fn out_of_gas() -> Trap {
 }
 
 /// Turns an error out of wasm into a guest trap or a host fault.
-fn classify(error: wasmtime::Error, store: Option<(&mut Store<HostState>, Global)>) -> Stop {
+fn classify(
+    error: wasmtime::Error,
+    store: Option<(&mut Store<HostState>, Global, Global)>,
+) -> Stop {
     if let Some(trap) = error.downcast_ref::<Trap>() {
         return Stop::Trap(trap.clone());
     }
@@ -475,11 +518,17 @@ fn classify(error: wasmtime::Error, store: Option<(&mut Store<HostState>, Global
     };
     use wasmtime::Trap as W;
     let (kind, message) = match code {
-        W::OutOfFuel => return Stop::Trap(out_of_gas()),
         W::UnreachableCodeReached => {
-            let exhausted = store.is_some_and(|(store, stack)| {
-                matches!(stack.get(store), Val::I32(sp) if sp > STACK_BYTES_MAX as i32)
-            });
+            let (out_of_gas_now, exhausted) = match store {
+                Some((store, stack, counter)) => (
+                    matches!(counter.get(&mut *store), Val::I64(left) if left < 0),
+                    matches!(stack.get(&mut *store), Val::I32(sp) if sp > STACK_BYTES_MAX as i32),
+                ),
+                None => (false, false),
+            };
+            if out_of_gas_now {
+                return Stop::Trap(out_of_gas());
+            }
             if exhausted {
                 (
                     TrapKind::StackExhausted,

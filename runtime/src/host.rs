@@ -16,7 +16,9 @@ use stele_host_api::limits::{
 use stele_host_api::{Address, Event, abi, status};
 use wasmtime::{Caller, Linker, Val};
 
-use crate::exec::{Entry, Fault, HostState, Invocation, Stop, invoke, out_of_gas};
+use crate::exec::{
+    Entry, Fault, HostState, Invocation, Stop, gas_left, invoke, out_of_gas, set_gas_left,
+};
 use crate::outcome::{Trap, TrapKind};
 use crate::schedule::GasSchedule;
 use crate::storage::{StorageError, decode_balance, encode_balance, keys};
@@ -66,12 +68,12 @@ fn charge(ctx: &mut Ctx<'_>, cost: impl FnOnce(&GasSchedule) -> u64) -> HostResu
 fn charge_gas(ctx: &mut Ctx<'_>, gas: u64) -> HostResult<()> {
     let pending = std::mem::take(&mut ctx.data_mut().limiter.pending_gas);
     let total = gas.saturating_add(pending);
-    let fuel = ctx.get_fuel()?;
-    if total > fuel {
-        ctx.set_fuel(0)?;
+    let left = gas_left(&mut *ctx);
+    if total > left {
+        set_gas_left(&mut *ctx, 0)?;
         return Err(wasmtime::Error::new(out_of_gas()));
     }
-    ctx.set_fuel(fuel - total)
+    set_gas_left(&mut *ctx, left - total)
 }
 
 fn memory_range(ctx: &Ctx<'_>, ptr: i32, len: usize) -> HostResult<std::ops::Range<usize>> {
@@ -392,7 +394,7 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         abi::GAS_LEFT.name,
         |mut ctx: Ctx<'_>| -> HostResult<i64> {
             charge(&mut ctx, |s| s.host_call_base)?;
-            Ok(ctx.get_fuel()? as i64)
+            Ok(gas_left(&mut ctx) as i64)
         },
     )?;
 
@@ -647,7 +649,7 @@ fn contract_call(
         return Ok(status::METHOD_NOT_FOUND);
     };
 
-    let available = ctx.get_fuel()?;
+    let available = gas_left(&mut *ctx);
     let forward = if gas <= 0 {
         available
     } else {
@@ -699,7 +701,7 @@ fn contract_call(
     };
     ctx.data_mut().tx = Some(tx);
     ctx.data_mut().frame.call_result = result;
-    let fuel = ctx.get_fuel()?;
-    ctx.set_fuel(fuel - invoked.gas_used.min(fuel))?;
+    let left = gas_left(&mut *ctx);
+    set_gas_left(&mut *ctx, left - invoked.gas_used.min(left))?;
     Ok(code)
 }

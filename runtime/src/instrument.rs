@@ -1,12 +1,28 @@
-//! Deterministic stack accounting, injected into contract code.
+//! Deterministic gas and stack accounting, injected into contract code.
 //!
-//! Native stack use of compiled wasm depends on the compiler and the
-//! machine, so a node cannot let the native stack decide when recursion
+//! **Gas.** The module gets an `i64` global holding the gas left, exported
+//! as [`GAS_GLOBAL_EXPORT`]. Following the [`crate::meter`] plan, each
+//! function's prologue and the top of each loop subtract the price of the
+//! region they start and trap once the counter goes negative:
+//!
+//! ```text
+//! global.get $gas; i64.const PRICE; i64.sub; local.tee $t; global.set $gas
+//! local.get $t; i64.const 0; i64.lt_s; if unreachable end
+//! ```
+//!
+//! and operators with a size operand pay `size × unit price` the same way
+//! just before they run. The runtime sets the counter before a call, host
+//! functions charge through it, and an `unreachable` trap with a negative
+//! counter is out of gas: only the charges trap with the counter below
+//! zero, and they trap at once.
+//!
+//! **Stack.** Native stack use of compiled wasm depends on the compiler and
+//! the machine, so a node cannot let the native stack decide when recursion
 //! stops: two nodes could disagree. Instead every defined function is
 //! rewritten to add its estimated frame size (from validation:
 //! `stack_frame_base_bytes + stack_slot_bytes × (locals + max operand
-//! height + 2)`) to an injected global on entry, trap when the total passes
-//! [`STACK_BYTES_MAX`], and subtract it again on every exit:
+//! height + extra slots)`) to an injected global on entry, trap when the
+//! total passes [`STACK_BYTES_MAX`], and subtract it again on every exit:
 //!
 //! ```text
 //! global.get $sp; i32.const FRAME; i32.add; global.set $sp
@@ -17,9 +33,10 @@
 //! ```
 //!
 //! Leaf functions (no calls to wasm, directly, indirectly or through a
-//! nested contract call) are left as they are: at most one leaf frame sits
-//! above the accounted ones, and its size is bounded by validation, so
-//! skipping them keeps the bound while sparing the hottest small helpers.
+//! nested contract call) are left without stack accounting: at most one
+//! leaf frame sits above the accounted ones, and its size is bounded by
+//! validation, so skipping them keeps the bound while sparing the hottest
+//! small helpers.
 //!
 //! Branches to the function's outermost label now land in the wrapping block
 //! and fall through to the epilogue, so no branch needs renumbering. The
@@ -28,8 +45,10 @@
 //! `unreachable` trap to tell stack exhaustion from a contract's own trap —
 //! the prologue is the only place that traps with the counter over budget.
 //!
-//! The host's native stack limit (`max_wasm_stack`) is set well above what
-//! these estimates allow, so it is never what stops a contract.
+//! Every function gets two scratch locals (an `i64` and an `i32`) for the
+//! charges. The host's native stack limit (`max_wasm_stack`) is set well
+//! above what the stack estimates allow, so it is never what stops a
+//! contract.
 
 use std::convert::Infallible;
 
@@ -40,22 +59,36 @@ use wasm_encoder::{
     GlobalType, ImportSection, Instruction, Module, SectionId, TypeSection, ValType,
 };
 
+use crate::meter::{self, MeteringPlan};
+use crate::schedule::GasSchedule;
 use crate::validate::ModuleInfo;
 
 /// Export name of the injected stack-accounting global.
 pub const STACK_GLOBAL_EXPORT: &str = "__stele_stack";
 
-/// Version of the rewriting below; part of every compiled-code cache key.
-pub const INSTRUMENTATION_VERSION: u32 = 2;
+/// Export name of the injected gas counter (gas left, an `i64`).
+pub const GAS_GLOBAL_EXPORT: &str = "__stele_gas";
 
-/// Rewrites a validated module with deterministic stack accounting.
+/// Version of the rewriting below; part of every compiled-code cache key.
+pub const INSTRUMENTATION_VERSION: u32 = 3;
+
+/// Rewrites a validated module with deterministic gas and stack
+/// accounting.
 ///
-/// `info` must come from validating `code`; the result is again a valid
-/// module with the same behaviour, plus the accounting.
-pub fn instrument(code: &[u8], info: &ModuleInfo) -> Result<Vec<u8>, reencode::Error> {
+/// `info` must come from validating `code` under `schedule`; the result is
+/// again a valid module with the same behaviour, plus the accounting.
+pub fn instrument(
+    code: &[u8],
+    info: &ModuleInfo,
+    schedule: &GasSchedule,
+) -> Result<Vec<u8>, reencode::Error> {
+    let plan = meter::plan(code, schedule)?;
     let mut instrumenter = Instrumenter {
         info,
+        schedule,
+        plan,
         block_types: Vec::new(),
+        n_params: Vec::new(),
         function_types: Vec::new(),
         n_defined_seen: 0,
         global_emitted: false,
@@ -67,8 +100,12 @@ pub fn instrument(code: &[u8], info: &ModuleInfo) -> Result<Vec<u8>, reencode::E
 
 struct Instrumenter<'a> {
     info: &'a ModuleInfo,
+    schedule: &'a GasSchedule,
+    plan: MeteringPlan,
     /// Block type wrapping a body, by the body's function type index.
     block_types: Vec<BlockType>,
+    /// Parameter count by function type index.
+    n_params: Vec<u32>,
     /// Type index of every function, imports first.
     function_types: Vec<u32>,
     n_defined_seen: usize,
@@ -80,14 +117,61 @@ impl Instrumenter<'_> {
         self.info.n_globals
     }
 
-    fn emit_stack_global(&mut self, globals: &mut GlobalSection) {
+    fn gas_global(&self) -> u32 {
+        self.info.n_globals + 1
+    }
+
+    fn emit_globals(&mut self, globals: &mut GlobalSection) {
         let ty = GlobalType {
             val_type: ValType::I32,
             mutable: true,
             shared: false,
         };
         globals.global(ty, &ConstExpr::i32_const(0));
+        let ty = GlobalType {
+            val_type: ValType::I64,
+            mutable: true,
+            shared: false,
+        };
+        // No gas until the runtime sets it.
+        globals.global(ty, &ConstExpr::i64_const(0));
         self.global_emitted = true;
+    }
+
+    /// Subtracts the `i64` on top of the operand stack from the gas left and
+    /// traps if that leaves it negative. `scratch` is an `i64` local.
+    fn charge_top(&self, function: &mut Function, scratch: u32) {
+        let gas = self.gas_global();
+        function.instruction(&Instruction::I64Sub);
+        function.instruction(&Instruction::LocalTee(scratch));
+        function.instruction(&Instruction::GlobalSet(gas));
+        function.instruction(&Instruction::LocalGet(scratch));
+        function.instruction(&Instruction::I64Const(0));
+        function.instruction(&Instruction::I64LtS);
+        function.instruction(&Instruction::If(BlockType::Empty));
+        function.instruction(&Instruction::Unreachable);
+        function.instruction(&Instruction::End);
+    }
+
+    /// Charges a fixed price.
+    fn charge(&self, function: &mut Function, price: u64, scratch: u32) {
+        function.instruction(&Instruction::GlobalGet(self.gas_global()));
+        function.instruction(&Instruction::I64Const(price as i64));
+        self.charge_top(function, scratch);
+    }
+
+    /// Charges `unit` per unit of the `i32` size on top of the operand
+    /// stack, leaving it there. `size` is an `i32` scratch local.
+    fn charge_size(&self, function: &mut Function, unit: u64, scratch: u32, size: u32) {
+        function.instruction(&Instruction::LocalTee(size));
+        function.instruction(&Instruction::GlobalGet(self.gas_global()));
+        function.instruction(&Instruction::LocalGet(size));
+        function.instruction(&Instruction::I64ExtendI32U);
+        if unit != 1 {
+            function.instruction(&Instruction::I64Const(unit as i64));
+            function.instruction(&Instruction::I64Mul);
+        }
+        self.charge_top(function, scratch);
     }
 
     fn adjust(&self, function: &mut Function, frame: i32, add: bool) {
@@ -115,10 +199,14 @@ impl Reencode for Instrumenter<'_> {
         for group in section {
             let group = group?;
             for sub_type in group.types() {
-                all_results.push(match &sub_type.composite_type.inner {
-                    wasmparser::CompositeInnerType::Func(ty) => ty.results().to_vec(),
-                    _ => Vec::new(),
-                });
+                let (n_params, results) = match &sub_type.composite_type.inner {
+                    wasmparser::CompositeInnerType::Func(ty) => {
+                        (ty.params().len() as u32, ty.results().to_vec())
+                    }
+                    _ => (0, Vec::new()),
+                };
+                self.n_params.push(n_params);
+                all_results.push(results);
             }
             self.parse_recursive_type_group(types.ty(), group)?;
         }
@@ -174,7 +262,7 @@ impl Reencode for Instrumenter<'_> {
         section: wasmparser::GlobalSectionReader<'_>,
     ) -> Result<(), reencode::Error> {
         utils::parse_global_section(self, globals, section)?;
-        self.emit_stack_global(globals);
+        self.emit_globals(globals);
         Ok(())
     }
 
@@ -197,7 +285,7 @@ impl Reencode for Instrumenter<'_> {
         );
         if !self.global_emitted && global_section_passed {
             let mut globals = GlobalSection::new();
-            self.emit_stack_global(&mut globals);
+            self.emit_globals(&mut globals);
             module.section(&globals);
         }
         Ok(())
@@ -210,6 +298,7 @@ impl Reencode for Instrumenter<'_> {
     ) -> Result<(), reencode::Error> {
         utils::parse_export_section(self, exports, section)?;
         exports.export(STACK_GLOBAL_EXPORT, ExportKind::Global, self.stack_global());
+        exports.export(GAS_GLOBAL_EXPORT, ExportKind::Global, self.gas_global());
         Ok(())
     }
 
@@ -220,42 +309,72 @@ impl Reencode for Instrumenter<'_> {
     ) -> Result<(), reencode::Error> {
         let defined_idx = self.n_defined_seen;
         self.n_defined_seen += 1;
-        if self.info.leaf[defined_idx] {
-            return utils::parse_function_body(self, code, body);
-        }
+        let leaf = self.info.leaf[defined_idx];
         let function_idx = self.info.n_imported_functions as usize + defined_idx;
         let frame = self.info.frame_bytes[defined_idx] as i32;
         let type_idx = self.function_types[function_idx] as usize;
         let block_type = self.block_types[type_idx];
 
-        let mut function = self.new_function_with_parsed_locals(&body)?;
-        // Prologue: account for the frame, trap past the budget.
-        self.adjust(&mut function, frame, true);
-        function.instruction(&Instruction::GlobalGet(self.stack_global()));
-        function.instruction(&Instruction::I32Const(STACK_BYTES_MAX as i32));
-        function.instruction(&Instruction::I32GtU);
-        function.instruction(&Instruction::If(BlockType::Empty));
-        function.instruction(&Instruction::Unreachable);
-        function.instruction(&Instruction::End);
-        function.instruction(&Instruction::Block(block_type));
+        // The original locals, then the two scratch locals of the charges.
+        let mut locals = Vec::new();
+        let mut n_locals = self.n_params[type_idx];
+        let mut reader = body.get_locals_reader()?;
+        for _ in 0..reader.get_count() {
+            let (count, ty) = reader.read()?;
+            n_locals += count;
+            locals.push((count, self.val_type(ty)?));
+        }
+        let (gas_scratch, size_scratch) = (n_locals, n_locals + 1);
+        locals.push((1, ValType::I64));
+        locals.push((1, ValType::I32));
+        let mut function = Function::new(locals);
+
+        if !leaf {
+            // Prologue: account for the frame, trap past the budget.
+            self.adjust(&mut function, frame, true);
+            function.instruction(&Instruction::GlobalGet(self.stack_global()));
+            function.instruction(&Instruction::I32Const(STACK_BYTES_MAX as i32));
+            function.instruction(&Instruction::I32GtU);
+            function.instruction(&Instruction::If(BlockType::Empty));
+            function.instruction(&Instruction::Unreachable);
+            function.instruction(&Instruction::End);
+            function.instruction(&Instruction::Block(block_type));
+        }
+        let plan = std::mem::take(&mut self.plan.functions[defined_idx]);
+        if plan.entry > 0 {
+            self.charge(&mut function, plan.entry, gas_scratch);
+        }
+        let mut loop_prices = plan.loops.into_iter();
 
         let mut operators = body.get_operators_reader()?;
         while !operators.eof() {
             let op = operators.read()?;
             if operators.eof() {
-                // The body's own final `end` now closes the wrapping block.
                 debug_assert!(matches!(op, wasmparser::Operator::End));
+                if !leaf {
+                    // The body's own final `end` now closes the wrapping
+                    // block; the epilogue follows on the fall-through path.
+                    function.instruction(&Instruction::End);
+                    self.adjust(&mut function, frame, false);
+                }
                 function.instruction(&Instruction::End);
                 break;
             }
-            if matches!(op, wasmparser::Operator::Return) {
+            if !leaf && matches!(op, wasmparser::Operator::Return) {
                 self.adjust(&mut function, frame, false);
             }
+            if let Some(unit) = self.schedule.per_unit_cost(&op).filter(|&unit| unit > 0) {
+                self.charge_size(&mut function, unit, gas_scratch, size_scratch);
+            }
+            let is_loop = matches!(op, wasmparser::Operator::Loop { .. });
             function.instruction(&self.instruction(op)?);
+            if is_loop {
+                let price = loop_prices.next().expect("the plan prices every loop");
+                if price > 0 {
+                    self.charge(&mut function, price, gas_scratch);
+                }
+            }
         }
-        // Epilogue on the fall-through path, then the function's `end`.
-        self.adjust(&mut function, frame, false);
-        function.instruction(&Instruction::End);
         code.function(&function);
         Ok(())
     }

@@ -2,9 +2,9 @@
 //! contracts on wasmtime.
 //!
 //! A [`Runtime`] validates contract code against the limits of
-//! [`stele_host_api::limits`], rewrites it for deterministic stack
-//! accounting, compiles it with Cranelift (NaN-canonicalizing, fuel-metered)
-//! and keeps it ready to instantiate in two caches (memory and disk). It
+//! [`stele_host_api::limits`], rewrites it for deterministic gas and stack
+//! accounting ([`meter`], [`instrument`]), compiles it with Cranelift
+//! (NaN-canonicalizing) and keeps it ready to instantiate in two caches (memory and disk). It
 //! executes calls, deployments and native transfers against a [`Storage`]
 //! and returns an [`Outcome`]: return data, events, gas used, and the state
 //! writes for the caller to commit. A guest trap is an outcome; a
@@ -44,6 +44,7 @@ mod engine;
 mod exec;
 mod host;
 pub mod instrument;
+pub mod meter;
 mod outcome;
 pub mod overlay;
 pub mod schedule;
@@ -63,7 +64,7 @@ use wasmtime::{Engine, ExternType, Linker, Module};
 pub use cache::CacheStats;
 pub use engine::NATIVE_WASM_STACK_BYTES;
 pub use outcome::{Call, Context, Deploy, HostFault, Outcome, Trap, TrapKind, Upgrade};
-pub use schedule::{GAS_SCHEDULE_V1, GasSchedule};
+pub use schedule::{GAS_SCHEDULE_V2, GasSchedule};
 pub use storage::{MemoryStorage, Storage, StorageError, WriteSet};
 pub use validate::{ModuleInfo, ValidationError};
 
@@ -84,7 +85,7 @@ pub struct RuntimeConfig {
     /// alive at once across all threads. Default: 128 (each slot reserves
     /// address space, not memory).
     pub instance_slots: u32,
-    /// The gas schedule. Default: [`GAS_SCHEDULE_V1`].
+    /// The gas schedule. Default: [`GAS_SCHEDULE_V2`].
     pub schedule: GasSchedule,
 }
 
@@ -94,7 +95,7 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             module_cache_entries: 256,
             instance_slots: 128,
-            schedule: GAS_SCHEDULE_V1,
+            schedule: GAS_SCHEDULE_V2,
         }
     }
 }
@@ -175,7 +176,7 @@ impl Runtime {
     /// Builds the engine and the caches.
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
         config.validate()?;
-        let engine = engine::build(&config.schedule, config.instance_slots, true)
+        let engine = engine::build(config.instance_slots)
             .map_err(|error| RuntimeError::Engine(error.to_string()))?;
         let mut linker = Linker::new(&engine);
         host::define(&mut linker).map_err(|error| RuntimeError::Engine(error.to_string()))?;
@@ -548,7 +549,7 @@ impl Inner {
     fn compile(&self, code_hash: CodeHash, code: &[u8]) -> Result<Arc<Prepared>, Stop> {
         let info = validate::validate(code, &self.schedule)
             .map_err(|error| Stop::Trap(Trap::new(TrapKind::InvalidCode, error.to_string())))?;
-        let instrumented = instrument::instrument(code, &info)
+        let instrumented = instrument::instrument(code, &info, &self.schedule)
             .map_err(|error| Stop::Fault(format!("instrumentation failed: {error:?}")))?;
         let module = Module::new(&self.engine, &instrumented)
             .map_err(|error| Stop::Fault(format!("compilation failed: {error}")))?;
@@ -585,6 +586,9 @@ impl Inner {
         let stack = module
             .get_export_index(instrument::STACK_GLOBAL_EXPORT)
             .ok_or("module lacks stack accounting")?;
+        let gas = module
+            .get_export_index(instrument::GAS_GLOBAL_EXPORT)
+            .ok_or("module lacks gas accounting")?;
         let mut methods = std::collections::BTreeMap::new();
         for export in module.exports() {
             let ExternType::Func(ty) = export.ty() else {
@@ -604,6 +608,7 @@ impl Inner {
             instance_pre,
             memory,
             stack,
+            gas,
             methods,
         })
     }

@@ -1,9 +1,9 @@
 //! The versioned gas schedule.
 //!
-//! Gas is the one measure of work every node agrees on. One unit of gas is
-//! one unit of wasmtime fuel: most wasm operators cost 1, structural ones
-//! (`block`, `loop`, `end`, `drop`, `nop`, ...) cost 0, and bulk memory
-//! operators cost 1 per byte on top. Host functions charge a base cost plus
+//! Gas is the one measure of work every node agrees on. Most wasm operators
+//! cost 1, structural ones (`block`, `loop`, `end`, `drop`, `nop`, ...)
+//! cost 0, and bulk memory operators cost 1 per byte on top; code pays for
+//! the dearest path through each region it enters (see [`crate::meter`]). Host functions charge a base cost plus
 //! per-byte costs from this table, calibrated so that one gas is roughly one
 //! nanosecond of work on a small machine.
 //!
@@ -12,7 +12,7 @@
 //! every compiled-module cache key, so a new schedule never runs code
 //! compiled for an old one.
 
-use wasmtime::{OperatorCost, VariableOperatorCost};
+use wasmparser::Operator;
 
 /// Costs of everything a contract can do, and the stack-frame estimate used
 /// for the deterministic stack limit.
@@ -78,9 +78,10 @@ pub struct GasSchedule {
     pub stack_host_call_bytes: u32,
 }
 
-/// Version 1 of the gas schedule.
-pub const GAS_SCHEDULE_V1: GasSchedule = GasSchedule {
-    version: 1,
+/// Version 2 of the gas schedule: regions of code charged in advance for
+/// their dearest path (version 1 charged wasmtime fuel per operator run).
+pub const GAS_SCHEDULE_V2: GasSchedule = GasSchedule {
+    version: 2,
     bulk_memory_per_byte: 1,
     table_per_element: 1,
     memory_grow_per_page: 5_000,
@@ -112,28 +113,45 @@ pub const GAS_SCHEDULE_V1: GasSchedule = GasSchedule {
 
 impl Default for GasSchedule {
     fn default() -> Self {
-        GAS_SCHEDULE_V1
+        GAS_SCHEDULE_V2
     }
 }
 
 impl GasSchedule {
-    /// The wasmtime fuel table for wasm operators under this schedule.
-    pub fn operator_cost(&self) -> OperatorCost {
-        let mut cost = OperatorCost::new();
-        cost.variable = VariableOperatorCost {
-            memory_copy_per_byte: self.bulk_memory_per_byte,
-            memory_fill_per_byte: self.bulk_memory_per_byte,
-            memory_init_per_byte: self.bulk_memory_per_byte,
-            // Charged by the runtime's resource limiter instead, at a price
-            // that does not fit in the engine's 8-bit table.
-            memory_grow_per_page: 0,
-            table_copy_per_element: self.table_per_element,
-            table_fill_per_element: self.table_per_element,
-            table_init_per_element: self.table_per_element,
-            table_grow_per_element: self.table_per_element,
-            ..VariableOperatorCost::new()
-        };
-        cost
+    /// Static cost of one wasm operator: 0 for those that generate no code
+    /// or only steer control (`nop`, `drop`, `block`, `loop`, `else`,
+    /// `end`, `return`, `unreachable`), 1 for every other. Operators with a
+    /// size operand pay per byte or element on top, when they run; see
+    /// [`GasSchedule::bulk_memory_per_byte`] and
+    /// [`GasSchedule::table_per_element`].
+    pub fn operator_cost(&self, op: &Operator<'_>) -> u64 {
+        match op {
+            Operator::Nop
+            | Operator::Drop
+            | Operator::Block { .. }
+            | Operator::Loop { .. }
+            | Operator::Else
+            | Operator::End
+            | Operator::Return
+            | Operator::Unreachable => 0,
+            _ => 1,
+        }
+    }
+
+    /// Cost per unit of the size operand of `op`, for operators that have
+    /// one (`memory.copy`, `memory.fill`, `memory.init` and the table
+    /// operators); `None` for all others.
+    pub fn per_unit_cost(&self, op: &Operator<'_>) -> Option<u64> {
+        match op {
+            Operator::MemoryCopy { .. }
+            | Operator::MemoryFill { .. }
+            | Operator::MemoryInit { .. } => Some(u64::from(self.bulk_memory_per_byte)),
+            Operator::TableCopy { .. }
+            | Operator::TableFill { .. }
+            | Operator::TableInit { .. }
+            | Operator::TableGrow { .. } => Some(u64::from(self.table_per_element)),
+            _ => None,
+        }
     }
 
     /// Stack estimate of a frame with `n_slots` locals, parameters and

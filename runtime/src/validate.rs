@@ -745,8 +745,9 @@ impl Pass<'_> {
         operators.finish().map_err(malformed)?;
         self.allocations = func.into_allocations();
 
-        // Two extra operand slots for the stack-accounting instrumentation.
-        let n_slots = n_locals + u64::from(max_height) + 2;
+        // The instrumentation's two scratch locals and up to three operand
+        // slots of its own.
+        let n_slots = n_locals + u64::from(max_height) + 2 + 3;
         let frame = self.schedule.frame_bytes(n_slots);
         limit(
             "stack frame estimate in bytes",

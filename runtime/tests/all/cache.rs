@@ -4,7 +4,7 @@
 
 use std::fs;
 
-use stele_runtime::{Call, GAS_SCHEDULE_V1, GasSchedule, Runtime, RuntimeConfig};
+use stele_runtime::{Call, GAS_SCHEDULE_V2, GasSchedule, Runtime, RuntimeConfig};
 
 use crate::harness::{ALICE, Chain, GAS, address, fixture, runtime_with};
 
@@ -39,14 +39,14 @@ fn cached(dir: &std::path::Path, schedule: GasSchedule) -> Runtime {
 fn a_gas_schedule_change_invalidates_every_cached_module() {
     let chain = chain_with_store();
     let dir = tempfile::tempdir().unwrap();
-    let v1 = cached(dir.path(), GAS_SCHEDULE_V1);
+    let v1 = cached(dir.path(), GAS_SCHEDULE_V2);
     let v1_outcome = call_store(&v1, &chain);
     assert_eq!(v1.cache_stats().compiles, 1);
 
     let v2_schedule = GasSchedule {
         version: 2,
         storage_write_base: 6_000,
-        ..GAS_SCHEDULE_V1
+        ..GAS_SCHEDULE_V2
     };
     let v2 = cached(dir.path(), v2_schedule);
     let v2_outcome = call_store(&v2, &chain);
@@ -59,7 +59,7 @@ fn a_gas_schedule_change_invalidates_every_cached_module() {
     );
 
     // Each schedule finds its own artifact again.
-    let v1_again = cached(dir.path(), GAS_SCHEDULE_V1);
+    let v1_again = cached(dir.path(), GAS_SCHEDULE_V2);
     assert_eq!(call_store(&v1_again, &chain), v1_outcome);
     assert_eq!(v1_again.cache_stats().disk_hits, 1);
 }
@@ -68,7 +68,7 @@ fn a_gas_schedule_change_invalidates_every_cached_module() {
 fn corrupt_truncated_or_foreign_cache_files_are_recompiled() {
     let chain = chain_with_store();
     let dir = tempfile::tempdir().unwrap();
-    let reference = call_store(&cached(dir.path(), GAS_SCHEDULE_V1), &chain);
+    let reference = call_store(&cached(dir.path(), GAS_SCHEDULE_V2), &chain);
     let files = || {
         fs::read_dir(dir.path())
             .unwrap()
@@ -94,7 +94,7 @@ fn corrupt_truncated_or_foreign_cache_files_are_recompiled() {
         apply(&mut bytes);
         fs::write(path, &bytes).unwrap();
 
-        let runtime = cached(dir.path(), GAS_SCHEDULE_V1);
+        let runtime = cached(dir.path(), GAS_SCHEDULE_V2);
         assert_eq!(call_store(&runtime, &chain), reference, "{damage}");
         let stats = runtime.cache_stats();
         assert_eq!(
@@ -104,7 +104,7 @@ fn corrupt_truncated_or_foreign_cache_files_are_recompiled() {
         );
     }
     // The last recompilation rewrote a good file.
-    let runtime = cached(dir.path(), GAS_SCHEDULE_V1);
+    let runtime = cached(dir.path(), GAS_SCHEDULE_V2);
     assert_eq!(call_store(&runtime, &chain), reference);
     assert_eq!(runtime.cache_stats().disk_hits, 1);
 }

@@ -6,3 +6,4 @@ mod cache;
 mod determinism;
 mod harness;
 mod hostile;
+mod metering;
