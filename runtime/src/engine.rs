@@ -16,9 +16,10 @@ use crate::schedule::GasSchedule;
 /// below it, so wasmtime's own check never decides a trap.
 pub const NATIVE_WASM_STACK_BYTES: usize = 1024 * 1024;
 
-// Accounted frames stay within `STACK_BYTES_MAX` of estimate, one
-// unaccounted leaf frame within as much again; real frames are smaller than
-// their estimates, and this leaves a further factor of two.
+// Accounted frames stay within `STACK_BYTES_MAX` of estimate, the
+// unaccounted (statically bounded) frames on top of them within as much
+// again; real frames are smaller than their estimates, and this leaves a
+// further factor of two.
 const _: () = assert!(NATIVE_WASM_STACK_BYTES >= 4 * limits::STACK_BYTES_MAX);
 
 /// Builds the engine: Cranelift with NaN canonicalization and inlining,

@@ -491,6 +491,9 @@ fn run_frame(
 
 fn settle_pending_gas(store: &mut Store<HostState>) -> Result<(), Stop> {
     let pending = std::mem::take(&mut store.data_mut().limiter.pending_gas);
+    if pending == 0 {
+        return Ok(());
+    }
     let left = gas_left(&mut *store);
     if pending > left {
         return Err(Stop::Trap(out_of_gas()));

@@ -32,11 +32,12 @@
 //! global.get $sp; i32.const FRAME; i32.sub; global.set $sp
 //! ```
 //!
-//! Leaf functions (no calls to wasm, directly, indirectly or through a
-//! nested contract call) are left without stack accounting: at most one
-//! leaf frame sits above the accounted ones, and its size is bounded by
-//! validation, so skipping them keeps the bound while sparing the hottest
-//! small helpers.
+//! Functions whose stack is bounded at deploy time are left without stack
+//! accounting ([`ModuleInfo::stack_bounded`]: everything they can call is
+//! known, nothing below them recurses, and their deepest chain of frames is
+//! within [`STACK_BYTES_MAX`]). They only run on top of accounted frames, so
+//! the stack stays within twice the budget while the hottest code — helpers
+//! and the loops that call them — carries no accounting at all.
 //!
 //! Branches to the function's outermost label now land in the wrapping block
 //! and fall through to the epilogue, so no branch needs renumbering. The
@@ -309,7 +310,7 @@ impl Reencode for Instrumenter<'_> {
     ) -> Result<(), reencode::Error> {
         let defined_idx = self.n_defined_seen;
         self.n_defined_seen += 1;
-        let leaf = self.info.leaf[defined_idx];
+        let bounded = self.info.stack_bounded[defined_idx];
         let function_idx = self.info.n_imported_functions as usize + defined_idx;
         let frame = self.info.frame_bytes[defined_idx] as i32;
         let type_idx = self.function_types[function_idx] as usize;
@@ -329,7 +330,7 @@ impl Reencode for Instrumenter<'_> {
         locals.push((1, ValType::I32));
         let mut function = Function::new(locals);
 
-        if !leaf {
+        if !bounded {
             // Prologue: account for the frame, trap past the budget.
             self.adjust(&mut function, frame, true);
             function.instruction(&Instruction::GlobalGet(self.stack_global()));
@@ -351,7 +352,7 @@ impl Reencode for Instrumenter<'_> {
             let op = operators.read()?;
             if operators.eof() {
                 debug_assert!(matches!(op, wasmparser::Operator::End));
-                if !leaf {
+                if !bounded {
                     // The body's own final `end` now closes the wrapping
                     // block; the epilogue follows on the fall-through path.
                     function.instruction(&Instruction::End);
@@ -360,7 +361,7 @@ impl Reencode for Instrumenter<'_> {
                 function.instruction(&Instruction::End);
                 break;
             }
-            if !leaf && matches!(op, wasmparser::Operator::Return) {
+            if !bounded && matches!(op, wasmparser::Operator::Return) {
                 self.adjust(&mut function, frame, false);
             }
             if let Some(unit) = self.schedule.per_unit_cost(&op).filter(|&unit| unit > 0) {

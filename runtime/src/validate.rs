@@ -143,10 +143,13 @@ pub struct ModuleInfo {
     /// Stack estimate of each defined function's frame, in bytes, in
     /// definition order.
     pub frame_bytes: Vec<u32>,
-    /// Whether each defined function is a leaf: it calls no wasm function
-    /// (directly or indirectly) and no host function that runs wasm, so it
-    /// can never be more than one frame above an accounted one.
-    pub leaf: Vec<bool>,
+    /// Whether each defined function's stack is bounded at deploy time, so
+    /// it needs no stack accounting: everything it can call is known
+    /// (no `call_indirect`, no host function that runs wasm), there is no
+    /// recursion below it, and the deepest chain of frame estimates it can
+    /// build is within `STACK_BYTES_MAX`. Such a function only ever runs on
+    /// top of accounted frames, adding at most that bound.
+    pub stack_bounded: Vec<bool>,
     /// Names of the exported methods (`[] -> []` functions), sorted.
     pub methods: Vec<String>,
 }
@@ -297,7 +300,11 @@ struct Pass<'s> {
     n_memories: u32,
     n_locals_total: u64,
     frame_bytes: Vec<u32>,
-    leaf: Vec<bool>,
+    /// Defined functions each defined function calls directly.
+    callees: Vec<Vec<u32>>,
+    /// Whether each defined function calls indirectly or runs wasm through
+    /// the host.
+    calls_unknown: Vec<bool>,
     /// Per imported function: whether it can run wasm (a nested call, or
     /// an upgrade's migration).
     import_runs_wasm: Vec<bool>,
@@ -335,7 +342,8 @@ pub fn validate(code: &[u8], schedule: &GasSchedule) -> Result<ModuleInfo, Valid
         n_memories: 0,
         n_locals_total: 0,
         frame_bytes: Vec::new(),
-        leaf: Vec::new(),
+        callees: Vec::new(),
+        calls_unknown: Vec::new(),
         import_runs_wasm: Vec::new(),
         export_names: BTreeSet::new(),
         methods: Vec::new(),
@@ -712,7 +720,8 @@ impl Pass<'_> {
 
         let mut operators = body.get_operators_reader().map_err(malformed)?;
         let mut max_height = 0u32;
-        let mut leaf = true;
+        let mut callees = Vec::new();
+        let mut calls_unknown = false;
         while !operators.eof() {
             let offset = operators.original_position();
             let op = operators.read().map_err(malformed)?;
@@ -723,14 +732,16 @@ impl Pass<'_> {
                     function_idx: idx,
                 });
             }
-            leaf &= match op {
-                Operator::Call { function_index } => self
-                    .import_runs_wasm
-                    .get(function_index as usize)
-                    .is_some_and(|runs| !runs),
-                Operator::CallIndirect { .. } => false,
-                _ => true,
-            };
+            match op {
+                Operator::Call { function_index } => {
+                    match self.import_runs_wasm.get(function_index as usize) {
+                        Some(&runs_wasm) => calls_unknown |= runs_wasm,
+                        None => callees.push(function_index - self.n_imported_functions),
+                    }
+                }
+                Operator::CallIndirect { .. } => calls_unknown = true,
+                _ => {}
+            }
             func.op(offset, &op).map_err(malformed)?;
             let depth = u64::from(func.control_stack_height());
             limit(
@@ -757,7 +768,10 @@ impl Pass<'_> {
             idx,
         )?;
         self.frame_bytes.push(frame as u32);
-        self.leaf.push(leaf);
+        callees.sort_unstable();
+        callees.dedup();
+        self.callees.push(callees);
+        self.calls_unknown.push(calls_unknown);
         Ok(())
     }
 
@@ -769,13 +783,67 @@ impl Pass<'_> {
             return Err(ValidationError::MemoryNotExported);
         }
         self.methods.sort();
+        let stack_bounded = self.stack_bounded();
         Ok(ModuleInfo {
             n_imported_functions: self.n_imported_functions,
             n_globals: self.n_globals,
             frame_bytes: self.frame_bytes,
-            leaf: self.leaf,
+            stack_bounded,
             methods: self.methods,
         })
+    }
+}
+
+impl Pass<'_> {
+    /// Which functions have a stack bound known at deploy time (see
+    /// [`ModuleInfo::stack_bounded`]): depth-first over direct calls, each
+    /// function's deepest chain computed once its callees' are; a callee
+    /// still open is recursion.
+    fn stack_bounded(&self) -> Vec<bool> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            New,
+            Open,
+            Done,
+        }
+        let n = self.frame_bytes.len();
+        let mut marks = vec![Mark::New; n];
+        // Deepest chain of frame estimates from each function, if bounded.
+        let mut deepest: Vec<Option<u64>> = vec![None; n];
+        let mut stack: Vec<(usize, usize)> = Vec::new();
+        for root in 0..n {
+            if marks[root] != Mark::New {
+                continue;
+            }
+            marks[root] = Mark::Open;
+            stack.push((root, 0));
+            while let Some(&mut (function, ref mut next)) = stack.last_mut() {
+                if let Some(&callee) = self.callees[function].get(*next) {
+                    *next += 1;
+                    if marks[callee as usize] == Mark::New {
+                        marks[callee as usize] = Mark::Open;
+                        stack.push((callee as usize, 0));
+                    }
+                    continue;
+                }
+                stack.pop();
+                marks[function] = Mark::Done;
+                if self.calls_unknown[function] {
+                    continue;
+                }
+                let mut below = Some(0u64);
+                for &callee in &self.callees[function] {
+                    below = match (below, deepest[callee as usize]) {
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                        _ => None,
+                    };
+                }
+                deepest[function] = below
+                    .map(|below| below + u64::from(self.frame_bytes[function]))
+                    .filter(|&total| total <= limits::STACK_BYTES_MAX as u64);
+            }
+        }
+        deepest.iter().map(Option::is_some).collect()
     }
 }
 

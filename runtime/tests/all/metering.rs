@@ -1,7 +1,9 @@
-//! Gas metering: the plan's prices, and gas against the work actually done.
+//! The instrumentation's plans: gas prices (and gas against the work
+//! actually done), and which functions need stack accounting.
 
 use stele_runtime::GAS_SCHEDULE_V2;
 use stele_runtime::meter::{FunctionPlan, plan};
+use stele_runtime::validate::validate;
 use wasmtime::{Caller, Config, Engine, Linker, Module, Store};
 
 use crate::harness::{Chain, fixture};
@@ -184,5 +186,60 @@ fn running_out_mid_loop_spends_the_whole_limit() {
         let trap = outcome.trap.expect("runs out of gas");
         assert_eq!(trap.kind, stele_runtime::TrapKind::OutOfGas, "{limit}");
         assert_eq!(outcome.gas_used, limit);
+    }
+}
+
+/// Stack accounting is left out exactly where the deepest chain of frames
+/// is known at deploy time and within the budget.
+#[test]
+fn stack_accounting_is_skipped_only_where_the_bound_is_static() {
+    // Ten functions calling down a chain, each frame about 32 KB of
+    // estimate: the chain from f2 down fits STACK_BYTES_MAX, from f1 not.
+    let mut chain = String::new();
+    for i in 0..10 {
+        let call = if i < 9 {
+            format!("(call $f{})", i + 1)
+        } else {
+            String::new()
+        };
+        chain += &format!("(func $f{i} (local {}) {call})\n", "i64 ".repeat(4000));
+    }
+    let cases: &[(&str, String, Vec<bool>)] = &[
+        (
+            "a helper and its caller",
+            r#"(func $h (result i32) (i32.const 1))
+               (func (export "m") (drop (call $h)))"#
+                .into(),
+            vec![true, true],
+        ),
+        (
+            "recursion, and whatever calls into it",
+            r#"(func $r (param i32) (if (local.get 0) (then (call $r (i32.const 0)))))
+               (func (export "m") (call $r (i32.const 1)))
+               (func $free (nop))"#
+                .into(),
+            vec![false, false, true],
+        ),
+        (
+            "an indirect call",
+            r#"(type $t (func))
+               (table 1 funcref)
+               (elem (i32.const 0) $leaf)
+               (func $leaf (nop))
+               (func (export "m") (call_indirect (type $t) (i32.const 0)))"#
+                .into(),
+            vec![true, false],
+        ),
+        (
+            "a chain deeper than the budget",
+            chain,
+            [vec![false, false], vec![true; 8]].concat(),
+        ),
+    ];
+    for (label, funcs, expected) in cases {
+        let wat = format!(r#"(module (memory (export "memory") 1) {funcs})"#);
+        let code = wat::parse_str(&wat).unwrap_or_else(|error| panic!("{label}: {error}"));
+        let info = validate(&code, &GAS_SCHEDULE_V2).expect("valid module");
+        assert_eq!(&info.stack_bounded, expected, "{label}");
     }
 }
