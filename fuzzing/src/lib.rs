@@ -8,7 +8,11 @@
 //!   compilation: never a panic, and validation and the engine agree.
 //! * [`check_exec_smith`] — a wasm-smith module importing the host ABI, run
 //!   under a gas limit: always terminates, never a host fault, and the same
-//!   outcome twice.
+//!   outcome twice; then [`check_gas_covers_fuel`] on a module without
+//!   imports.
+//! * [`check_gas_covers_fuel`] — a wasm-smith module without imports run by
+//!   the runtime and by plain wasmtime counting fuel (one per operator run):
+//!   the runtime's gas, charged in advance per region, is never below fuel.
 //! * [`check_host_calls`] — a contract making arbitrary host calls with
 //!   arbitrary pointers and lengths: never a host fault, the same outcome
 //!   twice.
@@ -218,6 +222,71 @@ pub fn check_exec_smith(u: &mut Unstructured<'_>) -> arbitrary::Result<bool> {
     let first = call(runtime, &storage, "run", &input);
     let second = call(runtime, &storage, "run", &input);
     assert_eq!(first, second, "two runs of the same call differ");
+    check_gas_covers_fuel(u)?;
+    Ok(true)
+}
+
+/// A wasm-smith module without imports, run by the runtime and by plain
+/// wasmtime with fuel under the same limits. Returns whether the comparison
+/// was made (the module may be refused, or exhaust the deterministic stack
+/// budget, which plain wasmtime does not have).
+///
+/// # Panics
+/// When the runtime's gas is below the fuel of the same run: some operator
+/// ran without being paid for.
+pub fn check_gas_covers_fuel(u: &mut Unstructured<'_>) -> arbitrary::Result<bool> {
+    use wasmtime::{Config, Engine, Linker, StoreLimitsBuilder};
+    let config = wasm_smith::Config {
+        available_imports: None,
+        max_imports: 0,
+        ..smith_config()
+    };
+    let code = wasm_smith::Module::new(config, u)?.to_bytes();
+    let runtime = runtime();
+    let Some(storage) = deploy(runtime, &code) else {
+        return Ok(false);
+    };
+    let ours = call(runtime, &storage, "run", &[]);
+    if ours
+        .trap
+        .as_ref()
+        .is_some_and(|trap| trap.kind == stele_runtime::TrapKind::StackExhausted)
+    {
+        return Ok(false);
+    }
+
+    static FUEL_ENGINE: OnceLock<Engine> = OnceLock::new();
+    let engine = FUEL_ENGINE.get_or_init(|| {
+        let mut config = Config::new();
+        config.consume_fuel(true);
+        Engine::new(&config).expect("fuel engine")
+    });
+    let module = wasmtime::Module::new(engine, &code).expect("the runtime accepted it");
+    // The runtime's memory and table limits, so growth goes the same way.
+    let limits = StoreLimitsBuilder::new()
+        .memory_size(stele_host_api::limits::MEMORY_BYTES_MAX)
+        .table_elements(stele_host_api::limits::TABLE_ELEMENTS_MAX)
+        .build();
+    let mut store = wasmtime::Store::new(engine, limits);
+    store.limiter(|limits| limits);
+    store.set_fuel(u64::MAX).expect("fuel is on");
+    let instance = Linker::new(engine)
+        .instantiate(&mut store, &module)
+        .expect("instantiates");
+    let run = instance
+        .get_typed_func::<(), ()>(&mut store, "run")
+        .expect("`run` is exported");
+    // Instantiation spends fuel too (on passive element segments): the
+    // call alone gets the runtime's limit, and counts trap or not.
+    store.set_fuel(FUZZ_GAS).expect("fuel is on");
+    let _ = run.call(&mut store, ());
+    let fuel = FUZZ_GAS - store.get_fuel().expect("fuel is on");
+    assert!(
+        ours.gas_used >= fuel,
+        "gas {} is below the fuel {fuel} of the same run ({:?})",
+        ours.gas_used,
+        ours.trap
+    );
     Ok(true)
 }
 
@@ -409,6 +478,19 @@ mod tests {
         }
         // Generated modules stay within Stele's limits and get executed.
         assert!(executed >= 30, "only {executed} of 40 modules ran");
+    }
+
+    #[test]
+    fn gas_covers_fuel_on_many_seeds() {
+        let mut compared = 0;
+        for seed in 100..160 {
+            let data = bytes(seed, 4096);
+            if check_gas_covers_fuel(&mut Unstructured::new(&data)) == Ok(true) {
+                compared += 1;
+            }
+        }
+        // Some modules are refused or exhaust the deterministic stack.
+        assert!(compared >= 30, "only {compared} of 60 modules compared");
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //!   iteration, so one charge right after the `loop` pays for an iteration.
 //!
 //! A region's price is its longest path: along one execution path the
-//! operators' costs ([`GasSchedule::operator_cost`]) are summed, an `if`
+//! operators' costs ([`GasSchedule::operator_cost`], plus
+//! [`GasSchedule::function_entry`] at the start of a function) are summed,
+//! an `if`
 //! costs its dearer arm, and branches carry their cost to the label they
 //! reach. Code after a nested loop continues the outer region's path from
 //! where the loop was entered, since the loop pays for itself.
@@ -233,10 +235,11 @@ fn regions(
     schedule: &GasSchedule,
 ) -> Result<(u64, Vec<u64>), BinaryReaderError> {
     let mut loops: Vec<u64> = Vec::new();
+    let entered = schedule.function_entry;
     let mut regions = vec![Region {
         loop_idx: None,
-        cur: Some(0),
-        max: 0,
+        cur: Some(entered),
+        max: entered,
     }];
     // The function's own label: a branch to it is a return.
     let mut labels = vec![Label {

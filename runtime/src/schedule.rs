@@ -20,6 +20,9 @@ use wasmparser::Operator;
 pub struct GasSchedule {
     /// Version of this table; part of every compiled-code cache key.
     pub version: u32,
+    /// Entering a wasm function, on top of the `call` operator: as with
+    /// wasmtime's fuel, every invocation costs something.
+    pub function_entry: u64,
     /// Per byte moved by `memory.copy`, `memory.fill` and `memory.init`.
     pub bulk_memory_per_byte: u8,
     /// Per element moved by `table.copy`, `table.fill`, `table.init` and
@@ -82,6 +85,7 @@ pub struct GasSchedule {
 /// their dearest path (version 1 charged wasmtime fuel per operator run).
 pub const GAS_SCHEDULE_V2: GasSchedule = GasSchedule {
     version: 2,
+    function_entry: 1,
     bulk_memory_per_byte: 1,
     table_per_element: 1,
     memory_grow_per_page: 5_000,
