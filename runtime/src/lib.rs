@@ -40,6 +40,7 @@
 #![deny(missing_docs)]
 
 mod cache;
+mod callgraph;
 mod engine;
 mod exec;
 mod host;

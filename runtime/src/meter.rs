@@ -64,7 +64,7 @@ struct Scan<'a> {
     body: FunctionBody<'a>,
     has_loop: bool,
     calls_indirect: bool,
-    /// Defined functions it calls directly, as function indices.
+    /// Defined functions it calls directly, by definition index.
     callees: Vec<u32>,
 }
 
@@ -128,51 +128,28 @@ pub fn plan(code: &[u8], schedule: &GasSchedule) -> Result<MeteringPlan, BinaryR
         }
     }
 
-    // Depth-first over the call graph, planning each function once all its
-    // callees are planned. A callee still on the stack is a cycle: the
-    // caller treats it as charging for itself.
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        New,
-        Open,
-        Done,
-    }
-    let mut marks = vec![Mark::New; n_defined];
+    // Each function is planned once all its callees are; a callee not yet
+    // planned is on a cycle, and the caller treats it as charging for
+    // itself.
+    let callees: Vec<Vec<u32>> = scans
+        .iter_mut()
+        .map(|scan| std::mem::take(&mut scan.callees))
+        .collect();
     let mut folded: Vec<Option<u64>> = vec![None; n_defined];
     let mut plans: Vec<Option<FunctionPlan>> = vec![None; n_defined];
-    let mut stack: Vec<(usize, usize)> = Vec::new();
-    for root in 0..n_defined {
-        if marks[root] != Mark::New {
-            continue;
-        }
-        marks[root] = Mark::Open;
-        stack.push((root, 0));
-        while let Some(&mut (function, ref mut next)) = stack.last_mut() {
-            if let Some(&callee) = scans[function].callees.get(*next) {
-                *next += 1;
-                let callee = (callee - n_imported) as usize;
-                if marks[callee] == Mark::New {
-                    marks[callee] = Mark::Open;
-                    stack.push((callee, 0));
-                }
-                continue;
-            }
-            stack.pop();
-            marks[function] = Mark::Done;
-            // A callee still open is on a cycle through this function.
-            let callees_folded = scans[function]
-                .callees
-                .iter()
-                .all(|&callee| folded[(callee - n_imported) as usize].is_some());
-            let (entry, loops) = regions(&scans[function].body, n_imported, &folded, schedule)?;
-            let fold = foldable[function] && callees_folded && entry <= FOLD_COST_MAX;
-            folded[function] = fold.then_some(entry);
-            plans[function] = Some(FunctionPlan {
-                entry: if fold { 0 } else { entry },
-                loops,
-            });
-        }
-    }
+    crate::callgraph::post_order(&callees, |function| {
+        let callees_folded = callees[function]
+            .iter()
+            .all(|&callee| folded[callee as usize].is_some());
+        let (entry, loops) = regions(&scans[function].body, n_imported, &folded, schedule)?;
+        let fold = foldable[function] && callees_folded && entry <= FOLD_COST_MAX;
+        folded[function] = fold.then_some(entry);
+        plans[function] = Some(FunctionPlan {
+            entry: if fold { 0 } else { entry },
+            loops,
+        });
+        Ok(())
+    })?;
     Ok(MeteringPlan {
         functions: plans
             .into_iter()
@@ -193,7 +170,7 @@ fn scan(body: FunctionBody<'_>, n_imported: u32) -> Result<Scan<'_>, BinaryReade
             Operator::Loop { .. } => scan.has_loop = true,
             Operator::CallIndirect { .. } => scan.calls_indirect = true,
             Operator::Call { function_index } if function_index >= n_imported => {
-                scan.callees.push(function_index)
+                scan.callees.push(function_index - n_imported)
             }
             _ => {}
         }

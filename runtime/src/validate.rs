@@ -800,49 +800,25 @@ impl Pass<'_> {
     /// function's deepest chain computed once its callees' are; a callee
     /// still open is recursion.
     fn stack_bounded(&self) -> Vec<bool> {
-        #[derive(Clone, Copy, PartialEq)]
-        enum Mark {
-            New,
-            Open,
-            Done,
-        }
-        let n = self.frame_bytes.len();
-        let mut marks = vec![Mark::New; n];
         // Deepest chain of frame estimates from each function, if bounded.
-        let mut deepest: Vec<Option<u64>> = vec![None; n];
-        let mut stack: Vec<(usize, usize)> = Vec::new();
-        for root in 0..n {
-            if marks[root] != Mark::New {
-                continue;
+        let mut deepest: Vec<Option<u64>> = vec![None; self.frame_bytes.len()];
+        let visited = crate::callgraph::post_order(&self.callees, |function| {
+            if self.calls_unknown[function] {
+                return Ok::<(), std::convert::Infallible>(());
             }
-            marks[root] = Mark::Open;
-            stack.push((root, 0));
-            while let Some(&mut (function, ref mut next)) = stack.last_mut() {
-                if let Some(&callee) = self.callees[function].get(*next) {
-                    *next += 1;
-                    if marks[callee as usize] == Mark::New {
-                        marks[callee as usize] = Mark::Open;
-                        stack.push((callee as usize, 0));
-                    }
-                    continue;
-                }
-                stack.pop();
-                marks[function] = Mark::Done;
-                if self.calls_unknown[function] {
-                    continue;
-                }
-                let mut below = Some(0u64);
-                for &callee in &self.callees[function] {
-                    below = match (below, deepest[callee as usize]) {
-                        (Some(a), Some(b)) => Some(a.max(b)),
-                        _ => None,
-                    };
-                }
-                deepest[function] = below
-                    .map(|below| below + u64::from(self.frame_bytes[function]))
-                    .filter(|&total| total <= limits::STACK_BYTES_MAX as u64);
+            let mut below = Some(0u64);
+            for &callee in &self.callees[function] {
+                below = match (below, deepest[callee as usize]) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    _ => None,
+                };
             }
-        }
+            deepest[function] = below
+                .map(|below| below + u64::from(self.frame_bytes[function]))
+                .filter(|&total| total <= limits::STACK_BYTES_MAX as u64);
+            Ok(())
+        });
+        let Ok(()) = visited;
         deepest.iter().map(Option::is_some).collect()
     }
 }
