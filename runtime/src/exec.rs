@@ -434,7 +434,7 @@ fn run_frame(
     let set_aside = gas - counted;
     let mut store = Store::new(&runtime.engine, state);
     store.limiter(|state| &mut state.limiter);
-    let result = Ok(()).and_then(|()| {
+    let result = (|| {
         let instance = prepared
             .instance_pre
             .instantiate(&mut store)
@@ -471,7 +471,7 @@ fn run_frame(
         func.call(&mut store, ())
             .map_err(|error| classify(error, Some((&mut store, stack, counter))))?;
         settle_pending_gas(&mut store)
-    });
+    })();
     let gas_left = match &result {
         Err(Stop::Trap(trap)) if trap.kind == TrapKind::OutOfGas => 0,
         // Before instantiation there is no counter: nothing was spent.
