@@ -179,10 +179,11 @@ pub fn storage_next(prefix: &[u8], start: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
             buffer.resize(len, 0);
             continue;
         }
-        let key_len = u32::from_le_bytes([buffer[0], buffer[1], buffer[2], buffer[3]]) as usize;
-        let key = buffer[4..4 + key_len].to_vec();
-        let value = buffer[4 + key_len..len].to_vec();
-        return Some((key, value));
+        // `key_len (u32 LE) ‖ key ‖ value`, as the host writes it.
+        let entry = buffer.get(..len)?;
+        let (key_len, rest) = entry.split_first_chunk::<4>()?;
+        let (key, value) = rest.split_at_checked(u32::from_le_bytes(*key_len) as usize)?;
+        return Some((key.to_vec(), value.to_vec()));
     }
 }
 

@@ -2,25 +2,29 @@
 
 use alloc::vec::Vec;
 
-use borsh::{BorshDeserialize, BorshSerialize};
-
+use crate::codec::{self, Decode, Encode};
 use crate::env;
 use crate::error::ContractError;
 
 /// Decodes the call's input as the method's argument tuple.
-pub fn args<T: BorshDeserialize>(method: &'static str) -> T {
+pub fn args<T: Decode>(method: &'static str) -> T {
     let input = env::input();
-    T::try_from_slice(&input).unwrap_or_else(|_| {
-        let mut message = alloc::string::String::from("invalid arguments for ");
-        message.push_str(method);
-        env::abort(&message)
-    })
+    match codec::from_slice(&input) {
+        Some(args) => args,
+        None => invalid_args(method),
+    }
+}
+
+#[inline(never)]
+fn invalid_args(method: &str) -> ! {
+    let mut message = alloc::string::String::from("invalid arguments for ");
+    message.push_str(method);
+    env::abort(&message)
 }
 
 /// Returns a method's value.
-pub fn ret<T: BorshSerialize>(value: &T) {
-    let bytes: Vec<u8> =
-        borsh::to_vec(value).unwrap_or_else(|_| env::abort("return value does not encode"));
+pub fn ret<T: Encode>(value: &T) {
+    let bytes = codec::to_vec(value);
     if !bytes.is_empty() {
         env::set_return(&bytes);
     }
@@ -32,13 +36,11 @@ pub fn fail<E: ContractError>(error: &E) -> ! {
 }
 
 /// Decodes a client reply.
-pub fn reply<T: BorshDeserialize>(bytes: &[u8]) -> Result<T, crate::CallError> {
-    T::try_from_slice(bytes).map_err(|_| crate::CallError::bad_reply())
+pub fn reply<T: Decode>(bytes: &[u8]) -> Result<T, crate::CallError> {
+    codec::from_slice(bytes).ok_or_else(crate::CallError::bad_reply)
 }
 
-/// Encodes a value with borsh. (Aborts rather than panicking with the
-/// error's `Debug` text, which would pull formatting code into every
-/// contract.)
-pub fn encode<T: BorshSerialize + ?Sized>(value: &T) -> Vec<u8> {
-    borsh::to_vec(value).unwrap_or_else(|_| env::abort("value does not encode"))
+/// Encodes a value.
+pub fn encode<T: Encode + ?Sized>(value: &T) -> Vec<u8> {
+    codec::to_vec(value)
 }

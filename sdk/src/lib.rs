@@ -42,6 +42,11 @@
 //! * a method of the typed client, `CounterClient`, usable from other
 //!   contracts and from native tests (`stele-testkit`).
 //!
+//! Values cross the contract boundary in the borsh wire format through
+//! the SDK's own [`codec`] (small code, no formatting machinery);
+//! `#[data]` on a struct or enum makes it an argument, return or stored
+//! type.
+//!
 //! Methods taking `&self` are read-only (`View` in the spec). A contract
 //! crate starts with `#![cfg_attr(target_arch = "wasm32", no_std)]`, has
 //! `crate-type = ["cdylib", "rlib"]` and a `library` feature, which other
@@ -56,6 +61,7 @@
 extern crate alloc;
 
 pub mod client;
+pub mod codec;
 pub mod env;
 pub mod error;
 pub mod event;
@@ -64,7 +70,6 @@ pub mod export;
 mod runtime_support;
 pub mod storage;
 
-pub use borsh;
 pub use stele_host_api::{Address, CodeHash, abi, limits, spec, status};
 pub use stele_sdk_macros::{contract, contract_error, data, event};
 
@@ -82,6 +87,7 @@ pub trait State {
 /// Everything a contract usually needs.
 pub mod prelude {
     pub use crate::client::{Backend, CallError, Host};
+    pub use crate::codec::{Decode, Encode};
     pub use crate::env;
     pub use crate::error::ContractError;
     pub use crate::event::Event;
@@ -91,5 +97,4 @@ pub mod prelude {
     pub use alloc::string::{String, ToString};
     pub use alloc::vec;
     pub use alloc::vec::Vec;
-    pub use borsh::{BorshDeserialize, BorshSerialize};
 }

@@ -2,23 +2,23 @@
 //!
 //! Each collection owns a key prefix (given by `#[contract]`: the field's
 //! index) and costs one host call per access, whatever the collection's
-//! size: values are borsh-encoded under `prefix ‖ borsh(key)`, never in a
+//! size: values are encoded ([`crate::codec`], the borsh wire format) under
+//! `prefix ‖ encode(key)`, never in a
 //! tree the contract has to walk. Iteration goes in order of the encoded
 //! keys and pages with a cursor, so a page costs one host call per entry.
 
 use alloc::vec::Vec;
 use core::marker::PhantomData;
 
-use borsh::{BorshDeserialize, BorshSerialize};
-
+use crate::codec::{self, Decode, Encode};
 use crate::env;
 
-fn encode<T: BorshSerialize + ?Sized>(value: &T) -> Vec<u8> {
-    borsh::to_vec(value).unwrap_or_else(|_| env::abort("storage: value does not encode"))
+fn encode<T: Encode + ?Sized>(value: &T) -> Vec<u8> {
+    codec::to_vec(value)
 }
 
-fn decode<T: BorshDeserialize>(bytes: &[u8]) -> T {
-    T::try_from_slice(bytes).unwrap_or_else(|_| env::abort("storage: stored value does not decode"))
+fn decode<T: Decode>(bytes: &[u8]) -> T {
+    codec::from_slice(bytes).unwrap_or_else(|| env::abort("storage: stored value does not decode"))
 }
 
 fn key_with(prefix: &[u8], key: &[u8]) -> Vec<u8> {
@@ -34,7 +34,7 @@ pub struct Item<T> {
     _value: PhantomData<T>,
 }
 
-impl<T: BorshSerialize + BorshDeserialize> Item<T> {
+impl<T: Encode + Decode> Item<T> {
     /// An item stored under `key`.
     pub const fn new(key: &'static [u8]) -> Self {
         Item {
@@ -75,7 +75,7 @@ pub struct Map<K, V> {
     _types: PhantomData<(K, V)>,
 }
 
-impl<K: BorshSerialize + BorshDeserialize, V: BorshSerialize + BorshDeserialize> Map<K, V> {
+impl<K: Encode + Decode, V: Encode + Decode> Map<K, V> {
     /// A map stored under `prefix`.
     pub const fn new(prefix: &'static [u8]) -> Self {
         Map {
@@ -116,7 +116,7 @@ impl<K: BorshSerialize + BorshDeserialize, V: BorshSerialize + BorshDeserialize>
     /// Up to `limit` entries whose encoded key starts with the encoding of
     /// `prefix` (for tuple keys `(A, B)`, pass an `A`), in key order, after
     /// `start_after`.
-    pub fn page_prefix<P: BorshSerialize>(
+    pub fn page_prefix<P: Encode>(
         &self,
         prefix: &P,
         start_after: Option<&K>,
@@ -157,7 +157,7 @@ pub struct Set<T> {
     map: Map<T, ()>,
 }
 
-impl<T: BorshSerialize + BorshDeserialize> Set<T> {
+impl<T: Encode + Decode> Set<T> {
     /// A set stored under `prefix`.
     pub const fn new(prefix: &'static [u8]) -> Self {
         Set {
@@ -190,7 +190,7 @@ impl<T: BorshSerialize + BorshDeserialize> Set<T> {
     }
 
     /// Up to `limit` values whose encoding starts with `prefix`'s.
-    pub fn page_prefix<P: BorshSerialize>(
+    pub fn page_prefix<P: Encode>(
         &self,
         prefix: &P,
         start_after: Option<&T>,
@@ -211,7 +211,7 @@ pub struct Vector<T> {
     _value: PhantomData<T>,
 }
 
-impl<T: BorshSerialize + BorshDeserialize> Vector<T> {
+impl<T: Encode + Decode> Vector<T> {
     /// A vector stored under `prefix`.
     pub const fn new(prefix: &'static [u8]) -> Self {
         Vector {

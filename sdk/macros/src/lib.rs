@@ -61,20 +61,147 @@ pub fn contract_error(attr: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Makes a struct or enum usable as a method argument, return value or
-/// stored value: derives borsh encoding through the SDK, so a contract
-/// needs no `borsh` dependency of its own.
+/// stored value: implements the SDK's `Encode` and `Decode` (the borsh
+/// wire format: fields in order; enums a one-byte variant index, then the
+/// variant's fields), so a contract needs no codec dependency of its own.
 #[proc_macro_attribute]
 pub fn data(attr: TokenStream, item: TokenStream) -> TokenStream {
     if !attr.is_empty() {
         return error(Span::call_site(), "#[data] takes no arguments");
     }
-    let item = Tokens::from(item);
-    quote! {
-        #[derive(::stele_sdk::borsh::BorshSerialize, ::stele_sdk::borsh::BorshDeserialize)]
-        #[borsh(crate = "::stele_sdk::borsh")]
-        #item
+    data_item(parse_macro_input!(item as Item))
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// `Encode` and `Decode` for a struct or an enum.
+fn data_item(item: Item) -> syn::Result<Tokens> {
+    let (ident, mut generics, encode_body, decode_body) = match &item {
+        Item::Struct(item) => {
+            let (pattern, encode, decode) = fields_code(quote!(Self), &item.fields);
+            (
+                item.ident.clone(),
+                item.generics.clone(),
+                quote! { let #pattern = self; #(#encode)* },
+                quote! { ::core::option::Option::Some(#decode) },
+            )
+        }
+        Item::Enum(item) => {
+            if item.variants.len() > 256 {
+                return Err(syn::Error::new(
+                    item.span(),
+                    "#[data] enums have at most 256 variants (the tag is one byte)",
+                ));
+            }
+            let mut encode_arms = Vec::new();
+            let mut decode_arms = Vec::new();
+            for (index, variant) in item.variants.iter().enumerate() {
+                let tag = index as u8;
+                let name = &variant.ident;
+                let (pattern, encode, decode) = fields_code(quote!(Self::#name), &variant.fields);
+                encode_arms.push(quote! {
+                    #pattern => {
+                        out.push(#tag);
+                        #(#encode)*
+                    }
+                });
+                decode_arms.push(quote! { #tag => #decode, });
+            }
+            (
+                item.ident.clone(),
+                item.generics.clone(),
+                quote! { match self { #(#encode_arms)* } },
+                quote! {
+                    ::core::option::Option::Some(
+                        match <u8 as ::stele_sdk::codec::Decode>::decode(input)? {
+                            #(#decode_arms)*
+                            _ => return ::core::option::Option::None,
+                        }
+                    )
+                },
+            )
+        }
+        other => {
+            return Err(syn::Error::new(
+                other.span(),
+                "#[data] goes on a struct or an enum",
+            ));
+        }
+    };
+    let type_params: Vec<_> = generics
+        .type_params()
+        .map(|param| param.ident.clone())
+        .collect();
+    let (impl_generics, type_generics, _) = generics.split_for_impl();
+    let impl_generics = quote!(#impl_generics);
+    let type_generics = quote!(#type_generics);
+    let where_clause = generics.make_where_clause();
+    let mut encode_where = where_clause.clone();
+    let mut decode_where = where_clause.clone();
+    for param in &type_params {
+        encode_where
+            .predicates
+            .push(syn::parse_quote!(#param: ::stele_sdk::codec::Encode));
+        decode_where
+            .predicates
+            .push(syn::parse_quote!(#param: ::stele_sdk::codec::Decode));
     }
-    .into()
+    Ok(quote! {
+        #item
+
+        impl #impl_generics ::stele_sdk::codec::Encode for #ident #type_generics #encode_where {
+            #[allow(unused_variables)]
+            fn encode(&self, out: &mut ::stele_sdk::prelude::Vec<u8>) {
+                #encode_body
+            }
+        }
+
+        impl #impl_generics ::stele_sdk::codec::Decode for #ident #type_generics #decode_where {
+            #[allow(unused_variables)]
+            fn decode(
+                input: &mut ::stele_sdk::codec::Input<'_>,
+            ) -> ::core::option::Option<Self> {
+                #decode_body
+            }
+        }
+    })
+}
+
+/// For the fields of a struct or variant `path`: a pattern binding each
+/// field, the statements encoding them in order, and an expression
+/// decoding them in order (struct expression fields evaluate as written).
+fn fields_code(path: Tokens, fields: &Fields) -> (Tokens, Vec<Tokens>, Tokens) {
+    let bindings: Vec<_> = (0..fields.len())
+        .map(|index| format_ident!("field_{}", index))
+        .collect();
+    let encode = bindings
+        .iter()
+        .map(|binding| quote! { ::stele_sdk::codec::Encode::encode(#binding, out); })
+        .collect();
+    let decode_one = quote! { ::stele_sdk::codec::Decode::decode(input)? };
+    match fields {
+        Fields::Named(named) => {
+            let names: Vec<_> = named
+                .named
+                .iter()
+                .map(|field| field.ident.clone())
+                .collect();
+            (
+                quote! { #path { #(#names: #bindings),* } },
+                encode,
+                quote! { #path { #(#names: #decode_one),* } },
+            )
+        }
+        Fields::Unnamed(_) => {
+            let decodes = bindings.iter().map(|_| &decode_one);
+            (
+                quote! { #path ( #(#bindings),* ) },
+                encode,
+                quote! { #path ( #(#decodes),* ) },
+            )
+        }
+        Fields::Unit => (quote! { #path }, encode, quote! { #path }),
+    }
 }
 
 fn error(span: Span, message: &str) -> TokenStream {

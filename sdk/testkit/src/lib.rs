@@ -26,12 +26,12 @@ pub mod build;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use borsh::{BorshDeserialize, BorshSerialize};
 use stele_host_api::spec::ContractSpec;
 use stele_host_api::{Address, Event as RawEvent, status};
 use stele_runtime::{
     Call, Context, Deploy, MemoryStorage, Outcome, Runtime, RuntimeConfig, Storage, TrapKind,
 };
+use stele_sdk::codec::{self, Decode, Encode};
 use stele_sdk::{Backend, CallError};
 
 /// Default gas limit of each call.
@@ -187,8 +187,8 @@ impl TestKit {
     }
 
     /// Deploys `wasm` under a readable `label`, running `init` with
-    /// `init_args` (a borsh tuple) when given.
-    pub fn deploy<A: BorshSerialize>(
+    /// `init_args` (an argument tuple, encoded by `stele_sdk::codec`) when given.
+    pub fn deploy<A: Encode>(
         &self,
         label: &str,
         wasm: &[u8],
@@ -206,7 +206,7 @@ impl TestKit {
             deployer,
             address,
             code: wasm.to_vec(),
-            init_input: init_args.map(|args| borsh::to_vec(args).expect("arguments encode")),
+            init_input: init_args.map(codec::to_vec),
             gas_limit: u64::MAX / 2,
         };
         let outcome = self
@@ -226,7 +226,7 @@ impl TestKit {
 
     /// Builds the contract crate `package` to wasm (once per process) and
     /// deploys it with `init_args`; panics with the reason if either fails.
-    pub fn deploy_crate<A: BorshSerialize>(
+    pub fn deploy_crate<A: Encode>(
         &self,
         package: &str,
         deployer: Address,
@@ -242,21 +242,16 @@ impl TestKit {
         Caller { kit: self, account }
     }
 
-    /// Calls `method` with borsh arguments and decodes the result.
-    pub fn call<A: BorshSerialize, R: BorshDeserialize>(
+    /// Calls `method` with an argument tuple and decodes the result.
+    pub fn call<A: Encode, R: Decode>(
         &self,
         caller: Address,
         contract: Address,
         method: &str,
         args: &A,
     ) -> Result<R, CallError> {
-        let reply = self.call_raw(
-            caller,
-            contract,
-            method,
-            borsh::to_vec(args).expect("arguments encode"),
-        )?;
-        R::try_from_slice(&reply).map_err(|_| CallError::bad_reply())
+        let reply = self.call_raw(caller, contract, method, codec::to_vec(args))?;
+        codec::from_slice(&reply).ok_or_else(CallError::bad_reply)
     }
 
     /// Calls `method` with raw input; successful calls are committed.

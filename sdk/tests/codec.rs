@@ -1,0 +1,192 @@
+//! The SDK's codec writes and reads exactly the borsh wire format, and
+//! refuses what is not a valid encoding.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use stele_sdk::codec::{self, Decode, Encode};
+use stele_sdk::{Address, CodeHash, data};
+
+#[data]
+#[derive(BorshSerialize, BorshDeserialize, Clone, Debug, PartialEq)]
+struct Named {
+    id: u64,
+    owner: Address,
+    tags: Vec<String>,
+    score: Option<i32>,
+}
+
+#[data]
+#[derive(BorshSerialize, BorshDeserialize, Clone, Debug, PartialEq)]
+struct Tuple(u8, [u8; 4], bool);
+
+#[data]
+#[derive(BorshSerialize, BorshDeserialize, Clone, Debug, PartialEq)]
+struct Unit;
+
+#[data]
+#[derive(BorshSerialize, BorshDeserialize, Clone, Debug, PartialEq)]
+enum Status {
+    Open,
+    Held(u128, Unit),
+    Moved {
+        to: Address,
+        at_ms: u64,
+        note: Option<String>,
+    },
+}
+
+#[data]
+#[derive(BorshSerialize, BorshDeserialize, Clone, Debug, PartialEq)]
+struct Wrapper<T> {
+    inner: T,
+    more: Vec<T>,
+}
+
+/// Our bytes equal borsh's, and both decoders read them back.
+fn same<T>(value: T)
+where
+    T: Encode + Decode + BorshSerialize + BorshDeserialize + PartialEq + std::fmt::Debug,
+{
+    let ours = codec::to_vec(&value);
+    let theirs = borsh::to_vec(&value).unwrap();
+    assert_eq!(ours, theirs, "encoding of {value:?}");
+    assert_eq!(codec::from_slice::<T>(&theirs).as_ref(), Some(&value));
+    assert_eq!(T::try_from_slice(&ours).unwrap(), value);
+}
+
+#[test]
+fn matches_borsh_on_every_supported_type() {
+    same(0u8);
+    same(u16::MAX);
+    same(0xdead_beefu32);
+    same(u64::MAX - 1);
+    same(u128::MAX / 3);
+    same(-1i8);
+    same(i16::MIN);
+    same(-5i32);
+    same(i64::MIN + 1);
+    same(i128::MIN);
+    same(true);
+    same(false);
+    same(());
+    same(String::from("hé ✓"));
+    same(String::new());
+    same(vec![1u8, 2, 3]);
+    same(Vec::<u64>::new());
+    same(vec![String::from("a"), String::from("bc")]);
+    same([7u8; 32]);
+    same([1u32, 2, 3]);
+    same(Some(3u16));
+    same(None::<String>);
+    same(Ok::<u8, String>(4));
+    same(Err::<u8, String>("no".into()));
+    same(Box::new(9u32));
+    same(BTreeMap::from([
+        (1u32, String::from("x")),
+        (5, String::from("y")),
+    ]));
+    same(BTreeSet::from([Address([1; 32]), Address([2; 32])]));
+    same((1u8,));
+    same((1u8, 2u16, 3u32, 4u64, 5u128, 6i8, String::from("7"), true));
+    same(Address([9; 32]));
+    same(CodeHash([4; 32]));
+    same(42usize);
+    same(Named {
+        id: 7,
+        owner: Address([3; 32]),
+        tags: vec!["gold".into(), String::new()],
+        score: Some(-2),
+    });
+    same(Tuple(1, [2, 3, 4, 5], true));
+    same(Unit);
+    same(Status::Open);
+    same(Status::Held(u128::MAX, Unit));
+    same(Status::Moved {
+        to: Address([8; 32]),
+        at_ms: 1_700_000_000_000,
+        note: Some("fragile".into()),
+    });
+    same(Wrapper {
+        inner: Status::Open,
+        more: vec![Status::Held(1, Unit)],
+    });
+}
+
+#[test]
+fn refuses_what_is_not_one_valid_encoding() {
+    // Each case: a type and bytes it must refuse.
+    assert_eq!(codec::from_slice::<u32>(&[1, 2, 3]), None, "short integer");
+    assert_eq!(codec::from_slice::<u8>(&[1, 2]), None, "trailing byte");
+    assert_eq!(codec::from_slice::<bool>(&[2]), None, "bool out of range");
+    assert_eq!(codec::from_slice::<Option<u8>>(&[2, 0]), None, "option tag");
+    assert_eq!(
+        codec::from_slice::<Result<u8, u8>>(&[2, 0]),
+        None,
+        "result tag"
+    );
+    assert_eq!(codec::from_slice::<Status>(&[3]), None, "enum tag");
+    assert_eq!(
+        codec::from_slice::<String>(&[2, 0, 0, 0, 0xc3, 0x28]),
+        None,
+        "invalid UTF-8"
+    );
+    assert_eq!(
+        codec::from_slice::<Vec<u8>>(&[5, 0, 0, 0, 1, 2]),
+        None,
+        "length beyond the input"
+    );
+    assert_eq!(
+        codec::from_slice::<Vec<u64>>(&[0xff, 0xff, 0xff, 0xff]),
+        None,
+        "hostile length, nothing allocated"
+    );
+    assert_eq!(
+        codec::from_slice::<Vec<()>>(&[1, 0, 0, 0, 0]),
+        None,
+        "zero-sized elements"
+    );
+    assert_eq!(codec::from_slice::<[u8; 32]>(&[0; 31]), None, "short array");
+    let unsorted = borsh::to_vec(&vec![(5u32, 1u8), (1, 2)]).unwrap();
+    assert_eq!(
+        codec::from_slice::<BTreeMap<u32, u8>>(&unsorted),
+        None,
+        "map keys out of order"
+    );
+    let repeated = borsh::to_vec(&vec![3u32, 3]).unwrap();
+    assert_eq!(
+        codec::from_slice::<BTreeSet<u32>>(&repeated),
+        None,
+        "repeated set item"
+    );
+    let mut named = codec::to_vec(&Named {
+        id: 1,
+        owner: Address([0; 32]),
+        tags: vec!["t".into()],
+        score: None,
+    });
+    named.pop();
+    assert_eq!(codec::from_slice::<Named>(&named), None, "truncated struct");
+}
+
+#[test]
+fn every_prefix_of_a_valid_encoding_is_refused() {
+    let value = (
+        Status::Moved {
+            to: Address([8; 32]),
+            at_ms: 3,
+            note: Some("n".into()),
+        },
+        vec![String::from("ab"), String::from("c")],
+        Some(BTreeMap::from([(1u8, 2u64)])),
+    );
+    let bytes = codec::to_vec(&value);
+    assert_eq!(codec::from_slice(&bytes).as_ref(), Some(&value));
+    for cut in 0..bytes.len() {
+        assert_eq!(
+            codec::from_slice::<(Status, Vec<String>, Option<BTreeMap<u8, u64>>)>(&bytes[..cut]),
+            None,
+            "prefix of {cut} bytes"
+        );
+    }
+}
