@@ -6,12 +6,25 @@ use crate::codec::{self, Decode, Encode};
 use crate::env;
 use crate::error::ContractError;
 
-/// Decodes the call's input as the method's argument tuple.
-pub fn args<T: Decode>(method: &'static str) -> T {
-    let input = env::input();
-    match codec::from_slice(&input) {
-        Some(args) => args,
+/// The call's input, to be decoded argument by argument with [`arg`]
+/// and closed with [`end_args`] (one decoder per argument type, shared by
+/// every method, instead of one per method signature).
+pub fn input() -> Vec<u8> {
+    env::input()
+}
+
+/// Decodes the next argument of `method`; aborts if it does not decode.
+pub fn arg<T: Decode>(input: &mut codec::Input<'_>, method: &'static str) -> T {
+    match T::decode(input) {
+        Some(value) => value,
         None => invalid_args(method),
+    }
+}
+
+/// Aborts unless every byte of the input was an argument of `method`.
+pub fn end_args(input: &codec::Input<'_>, method: &'static str) {
+    if input.remaining() != 0 {
+        invalid_args(method)
     }
 }
 

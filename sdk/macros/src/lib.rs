@@ -437,15 +437,15 @@ fn contract_impl(mut item: ItemImpl) -> syn::Result<Tokens> {
         let export_fn = format_ident!("__stele_export_{}", method_name);
         let method_text = method_name.to_string();
         let load = if mutable {
-            quote! { let mut state = <#self_ty as ::stele_sdk::State>::load(); }
+            quote! { let mut __stele_state = <#self_ty as ::stele_sdk::State>::load(); }
         } else {
-            quote! { let state = <#self_ty as ::stele_sdk::State>::load(); }
+            quote! { let __stele_state = <#self_ty as ::stele_sdk::State>::load(); }
         };
         let finish = match &returns {
-            Returns::Nothing => quote! { let () = result; },
-            Returns::Value(_) => quote! { ::stele_sdk::export::ret(&result); },
+            Returns::Nothing => quote! { let () = __stele_result; },
+            Returns::Value(_) => quote! { ::stele_sdk::export::ret(&__stele_result); },
             Returns::Result { .. } => quote! {
-                match result {
+                match __stele_result {
                     ::core::result::Result::Ok(value) => ::stele_sdk::export::ret(&value),
                     ::core::result::Result::Err(error) => ::stele_sdk::export::fail(&error),
                 }
@@ -456,9 +456,12 @@ fn contract_impl(mut item: ItemImpl) -> syn::Result<Tokens> {
             #[doc(hidden)]
             #[unsafe(export_name = #export_name)]
             pub extern "C" fn #export_fn() {
-                let (#(#arg_names,)*): (#(#arg_types,)*) = ::stele_sdk::export::args(#method_text);
+                let __stele_bytes = ::stele_sdk::export::input();
+                let mut __stele_input = ::stele_sdk::codec::Input::new(&__stele_bytes);
+                #(let #arg_names: #arg_types = ::stele_sdk::export::arg(&mut __stele_input, #method_text);)*
+                ::stele_sdk::export::end_args(&__stele_input, #method_text);
                 #load
-                let result = state.#method_name(#(#arg_names),*);
+                let __stele_result = __stele_state.#method_name(#(#arg_names),*);
                 #finish
             }
         });

@@ -32,6 +32,12 @@ impl Probe {
         VERSION
     }
 
+    /// Arguments named like the generated export's own locals still
+    /// arrive in order.
+    pub fn combine(&self, input: u32, state: u32, result: u32) -> u32 {
+        input * 100 + state * 10 + result
+    }
+
     /// The version recorded at deployment.
     pub fn deployed_version(&self) -> u32 {
         self.deployed_version.get().unwrap_or_default()

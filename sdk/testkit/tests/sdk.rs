@@ -136,6 +136,19 @@ fn bad_arguments_are_refused_with_the_method_named() {
         .call_raw(owner, address, "push_note", vec![1, 2, 3])
         .unwrap_err();
     assert_eq!(error.message, "invalid arguments for push_note");
+    let mut trailing = stele_sdk::codec::to_vec(&("a note".to_string(),));
+    trailing.push(0);
+    let error = kit
+        .call_raw(owner, address, "push_note", trailing)
+        .unwrap_err();
+    assert_eq!(error.message, "invalid arguments for push_note");
+}
+
+#[test]
+fn arguments_may_share_names_with_the_generated_code() {
+    let kit = TestKit::new();
+    let (owner, address) = deploy(&kit);
+    assert_eq!(probe(&kit, address, owner).combine(1, 2, 3).unwrap(), 123);
 }
 
 #[test]
