@@ -66,6 +66,12 @@ host_functions! {
     fn code_upgrade(code: *const u8, code_len: i32, input: *const u8, input_len: i32);
 }
 
+/// Length of the call's raw input.
+pub fn input_len() -> usize {
+    // SAFETY: no pointers.
+    unsafe { sys::input_len() as usize }
+}
+
 /// The call's raw input.
 pub fn input() -> Vec<u8> {
     // SAFETY: the host writes exactly `input_len` bytes to the buffer.
@@ -252,7 +258,7 @@ pub fn emit_raw(topics: &[[u8; 32]], data: &[u8]) {
 
 /// Emits a typed event.
 pub fn emit<E: Event>(event: &E) {
-    emit_raw(&event.topics(), &event.data());
+    event.publish();
 }
 
 /// Calls `method` of `contract` with raw `input`, forwarding at most `gas`
@@ -282,8 +288,12 @@ pub fn call_raw(
     if status >= 0 {
         Ok(result)
     } else {
-        let message =
-            String::from_utf8(result).unwrap_or_else(|_| String::from("(message is not UTF-8)"));
+        let message = if crate::codec::is_utf8(&result) {
+            // SAFETY: just checked.
+            unsafe { String::from_utf8_unchecked(result) }
+        } else {
+            String::from("(message is not UTF-8)")
+        };
         Err(CallError { status, message })
     }
 }

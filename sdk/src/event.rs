@@ -16,6 +16,9 @@ pub trait Event {
     fn topics(&self) -> Vec<[u8; 32]>;
     /// Its data.
     fn data(&self) -> Vec<u8>;
+    /// Emits it: what [`crate::env::emit`] does, with the topics on the
+    /// stack rather than in a `Vec`.
+    fn publish(&self);
 }
 
 /// Turns a field marked `#[topic]` into a 32-byte topic.

@@ -35,9 +35,20 @@ fn invalid_args(method: &str) -> ! {
     env::abort(&message)
 }
 
+/// Aborts unless the input of `method`, which takes no arguments, is
+/// empty.
+pub fn no_args(method: &'static str) {
+    if env::input_len() != 0 {
+        invalid_args(method)
+    }
+}
+
 /// Returns a method's value.
 pub fn ret<T: Encode>(value: &T) {
-    let bytes = codec::to_vec(value);
+    set_return(codec::to_vec(value));
+}
+
+fn set_return(bytes: Vec<u8>) {
     if !bytes.is_empty() {
         env::set_return(&bytes);
     }

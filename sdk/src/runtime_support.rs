@@ -19,6 +19,18 @@ mod wasm {
         static __heap_base: u8;
     }
 
+    /// Grows memory so that it reaches `end`; `false` if it cannot. (No
+    /// arithmetic here can panic: a panic path would bring its location
+    /// text into every contract.)
+    fn reach(end: usize) -> bool {
+        let memory_end = wasm32::memory_size(0).wrapping_mul(PAGE_BYTES);
+        if end <= memory_end {
+            return true;
+        }
+        let pages = end.wrapping_sub(memory_end).div_ceil(PAGE_BYTES);
+        wasm32::memory_grow(0, pages) != usize::MAX
+    }
+
     unsafe impl GlobalAlloc for Bump {
         unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
             // SAFETY: wasm contracts are single-threaded.
@@ -26,16 +38,15 @@ mod wasm {
                 if NEXT == 0 {
                     NEXT = core::ptr::addr_of!(__heap_base) as usize;
                 }
-                let start = (NEXT + layout.align() - 1) & !(layout.align() - 1);
+                let mask = layout.align().wrapping_sub(1);
+                let Some(start) = NEXT.checked_add(mask).map(|next| next & !mask) else {
+                    return core::ptr::null_mut();
+                };
                 let Some(end) = start.checked_add(layout.size()) else {
                     return core::ptr::null_mut();
                 };
-                let memory_end = wasm32::memory_size(0) * PAGE_BYTES;
-                if end > memory_end {
-                    let pages = (end - memory_end).div_ceil(PAGE_BYTES);
-                    if wasm32::memory_grow(0, pages) == usize::MAX {
-                        return core::ptr::null_mut();
-                    }
+                if !reach(end) {
+                    return core::ptr::null_mut();
                 }
                 NEXT = end;
                 LAST = start;
@@ -49,13 +60,11 @@ mod wasm {
             // SAFETY: single-threaded; `ptr` came from `alloc`.
             unsafe {
                 if ptr as usize == LAST && new_size >= layout.size() {
-                    let end = LAST + new_size;
-                    let memory_end = wasm32::memory_size(0) * PAGE_BYTES;
-                    if end > memory_end {
-                        let pages = (end - memory_end).div_ceil(PAGE_BYTES);
-                        if wasm32::memory_grow(0, pages) == usize::MAX {
-                            return core::ptr::null_mut();
-                        }
+                    let Some(end) = LAST.checked_add(new_size) else {
+                        return core::ptr::null_mut();
+                    };
+                    if !reach(end) {
+                        return core::ptr::null_mut();
                     }
                     NEXT = end;
                     return ptr;

@@ -13,12 +13,22 @@ use core::marker::PhantomData;
 use crate::codec::{self, Decode, Encode};
 use crate::env;
 
+#[inline(always)]
 fn encode<T: Encode + ?Sized>(value: &T) -> Vec<u8> {
     codec::to_vec(value)
 }
 
+#[inline(always)]
 fn decode<T: Decode>(bytes: &[u8]) -> T {
-    codec::from_slice(bytes).unwrap_or_else(|| env::abort("storage: stored value does not decode"))
+    match codec::from_slice(bytes) {
+        Some(value) => value,
+        None => undecodable(),
+    }
+}
+
+#[inline(never)]
+fn undecodable() -> ! {
+    env::abort("storage: stored value does not decode")
 }
 
 fn key_with(prefix: &[u8], key: &[u8]) -> Vec<u8> {
@@ -85,7 +95,9 @@ impl<K: Encode + Decode, V: Encode + Decode> Map<K, V> {
     }
 
     fn full_key(&self, key: &K) -> Vec<u8> {
-        key_with(self.prefix, &encode(key))
+        let mut full = self.prefix.to_vec();
+        key.encode(&mut full);
+        full
     }
 
     /// The value under `key`.
@@ -144,7 +156,11 @@ impl<K: Encode + Decode, V: Encode + Decode> Map<K, V> {
             let Some((key, value)) = env::storage_next(&prefix, &start) else {
                 break;
             };
-            entries.push((decode(&key[self.prefix.len()..]), decode(&value)));
+            // The host returns only keys under `prefix`.
+            let Some((_, encoded_key)) = key.split_at_checked(self.prefix.len()) else {
+                break;
+            };
+            entries.push((decode(encoded_key), decode(&value)));
             start = key;
             start.push(0);
         }

@@ -190,3 +190,42 @@ fn every_prefix_of_a_valid_encoding_is_refused() {
         );
     }
 }
+
+#[test]
+fn utf8_check_agrees_with_core() {
+    let agree = |bytes: &[u8]| {
+        assert_eq!(
+            codec::is_utf8(bytes),
+            std::str::from_utf8(bytes).is_ok(),
+            "{bytes:02x?}"
+        );
+    };
+    // Every sequence of one, two and three bytes.
+    for a in 0..=255u8 {
+        agree(&[a]);
+        for b in 0..=255u8 {
+            agree(&[a, b]);
+            for c in 0..=255u8 {
+                agree(&[a, b, c]);
+            }
+        }
+    }
+    // Four bytes: every lead byte from 0xef up with every continuation
+    // byte and its neighbours in the three places after it.
+    let edges = [0x00, 0x7f, 0x80, 0x8f, 0x90, 0xbf, 0xc0, 0xff];
+    for lead in 0xef..=0xffu8 {
+        for b in (0x80..=0xbfu8).chain(edges) {
+            for c in edges {
+                for d in edges {
+                    agree(&[lead, b, c, d]);
+                }
+            }
+        }
+    }
+    // Mixed text, cut at every byte.
+    let text = "aé€😀\u{10ffff}\u{d7ff}\u{e000}z".as_bytes();
+    for end in 0..=text.len() {
+        agree(&text[..end]);
+        agree(&text[end..]);
+    }
+}

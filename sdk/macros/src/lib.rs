@@ -268,6 +268,7 @@ fn contract_struct(item: ItemStruct) -> syn::Result<Tokens> {
         #item
 
         impl ::stele_sdk::State for #name {
+            #[inline(never)]
             fn load() -> Self {
                 Self { #(#inits),* }
             }
@@ -451,15 +452,22 @@ fn contract_impl(mut item: ItemImpl) -> syn::Result<Tokens> {
                 }
             },
         };
+        let decode_args = if arg_names.is_empty() {
+            quote! { ::stele_sdk::export::no_args(#method_text); }
+        } else {
+            quote! {
+                let __stele_bytes = ::stele_sdk::export::input();
+                let mut __stele_input = ::stele_sdk::codec::Input::new(&__stele_bytes);
+                #(let #arg_names: #arg_types = ::stele_sdk::export::arg(&mut __stele_input, #method_text);)*
+                ::stele_sdk::export::end_args(&__stele_input, #method_text);
+            }
+        };
         exports.push(quote! {
             #[cfg(all(target_arch = "wasm32", not(feature = "library")))]
             #[doc(hidden)]
             #[unsafe(export_name = #export_name)]
             pub extern "C" fn #export_fn() {
-                let __stele_bytes = ::stele_sdk::export::input();
-                let mut __stele_input = ::stele_sdk::codec::Input::new(&__stele_bytes);
-                #(let #arg_names: #arg_types = ::stele_sdk::export::arg(&mut __stele_input, #method_text);)*
-                ::stele_sdk::export::end_args(&__stele_input, #method_text);
+                #decode_args
                 #load
                 let __stele_result = __stele_state.#method_name(#(#arg_names),*);
                 #finish
@@ -579,6 +587,7 @@ fn event_struct(mut item: ItemStruct) -> syn::Result<Tokens> {
     }
     let name_text = name.to_string();
     let name_hash = *blake3::hash(name_text.as_bytes()).as_bytes();
+    let n_topics = topics.len() + 1;
     let spec = spec_static(&format!("event_{name_text}"), &SpecEntry::Event(spec));
     Ok(quote! {
         #item
@@ -595,6 +604,14 @@ fn event_struct(mut item: ItemStruct) -> syn::Result<Tokens> {
 
             fn data(&self) -> ::stele_sdk::prelude::Vec<u8> {
                 ::stele_sdk::export::encode(&(#(&self.#data,)*))
+            }
+
+            fn publish(&self) {
+                let topics: [[u8; 32]; #n_topics] = [
+                    [#(#name_hash),*],
+                    #(::stele_sdk::event::Topic::to_topic(&self.#topics)),*
+                ];
+                ::stele_sdk::env::emit_raw(&topics, &self.data());
             }
         }
 
