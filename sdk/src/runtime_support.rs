@@ -19,6 +19,14 @@ mod wasm {
         static __heap_base: u8;
     }
 
+    /// Ends the call when memory cannot grow (the contract's page limit,
+    /// or its gas), with a message that says so rather than Rust's generic
+    /// allocation-failure panic.
+    #[cold]
+    fn out_of_memory() -> ! {
+        crate::env::abort("out of memory")
+    }
+
     /// Grows memory so that it reaches `end`; `false` if it cannot. (No
     /// arithmetic here can panic: a panic path would bring its location
     /// text into every contract.)
@@ -39,15 +47,13 @@ mod wasm {
                     NEXT = core::ptr::addr_of!(__heap_base) as usize;
                 }
                 let mask = layout.align().wrapping_sub(1);
-                let Some(start) = NEXT.checked_add(mask).map(|next| next & !mask) else {
-                    return core::ptr::null_mut();
+                let end = NEXT
+                    .checked_add(mask)
+                    .map(|next| next & !mask)
+                    .and_then(|start| Some((start, start.checked_add(layout.size())?)));
+                let Some((start, end)) = end.filter(|&(_, end)| reach(end)) else {
+                    out_of_memory()
                 };
-                let Some(end) = start.checked_add(layout.size()) else {
-                    return core::ptr::null_mut();
-                };
-                if !reach(end) {
-                    return core::ptr::null_mut();
-                }
                 NEXT = end;
                 LAST = start;
                 start as *mut u8
@@ -60,19 +66,14 @@ mod wasm {
             // SAFETY: single-threaded; `ptr` came from `alloc`.
             unsafe {
                 if ptr as usize == LAST && new_size >= layout.size() {
-                    let Some(end) = LAST.checked_add(new_size) else {
-                        return core::ptr::null_mut();
-                    };
-                    if !reach(end) {
-                        return core::ptr::null_mut();
+                    match LAST.checked_add(new_size) {
+                        Some(end) if reach(end) => NEXT = end,
+                        _ => out_of_memory(),
                     }
-                    NEXT = end;
                     return ptr;
                 }
                 let new = self.alloc(Layout::from_size_align_unchecked(new_size, layout.align()));
-                if !new.is_null() {
-                    core::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
-                }
+                core::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
                 new
             }
         }

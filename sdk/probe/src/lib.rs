@@ -143,6 +143,11 @@ impl Probe {
         panic!("this message is not kept")
     }
 
+    /// Allocates `bytes` bytes and returns how many it got.
+    pub fn allocate(&self, bytes: u32) -> u32 {
+        core::hint::black_box(vec![1u8; bytes as usize]).len() as u32
+    }
+
     /// Logs a line and returns the gas left.
     pub fn log_gas(&self) -> u64 {
         env::log("probe was here");

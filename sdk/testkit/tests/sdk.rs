@@ -126,6 +126,15 @@ fn hashing_signatures_logs_and_panics() {
 
     let error = probe.panic_now().unwrap_err();
     assert_eq!(error.message, "contract panicked");
+
+    // Within the page limit an allocation succeeds; past it the call ends
+    // with a message that says why.
+    assert_eq!(probe.allocate(1 << 20).unwrap(), 1 << 20);
+    let too_much = (stele_sdk::limits::MEMORY_BYTES_MAX + 1) as u32;
+    assert_eq!(
+        probe.allocate(too_much).unwrap_err().message,
+        "out of memory"
+    );
 }
 
 #[test]
