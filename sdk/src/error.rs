@@ -5,8 +5,6 @@
 //! returns `Err(e)` aborts with `Enum::Variant: message`, which is what a
 //! calling contract, the testkit and a client see.
 
-use alloc::string::String;
-
 /// An error a contract method can return.
 pub trait ContractError {
     /// The enum's name.
@@ -18,14 +16,7 @@ pub trait ContractError {
     /// The variant's message.
     fn message(&self) -> &'static str;
 
-    /// The text a caller receives: `Enum::Variant: message`.
-    fn to_abort_message(&self) -> String {
-        let mut text = String::new();
-        text.push_str(self.enum_name());
-        text.push_str("::");
-        text.push_str(self.variant());
-        text.push_str(": ");
-        text.push_str(self.message());
-        text
-    }
+    /// The text a caller receives, `Enum::Variant: message`, written out
+    /// whole at compile time (no string building inside the contract).
+    fn abort_message(&self) -> &'static str;
 }

@@ -56,7 +56,7 @@ fn set_return(bytes: Vec<u8>) {
 
 /// Aborts with a typed error's message.
 pub fn fail<E: ContractError>(error: &E) -> ! {
-    env::abort(&error.to_abort_message())
+    env::abort(error.abort_message())
 }
 
 /// Decodes a client reply.

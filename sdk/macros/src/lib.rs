@@ -628,6 +628,7 @@ fn error_enum(mut item: ItemEnum) -> syn::Result<Tokens> {
     let mut arms_variant = Vec::new();
     let mut arms_code = Vec::new();
     let mut arms_message = Vec::new();
+    let mut arms_full = Vec::new();
     for (idx, variant) in item.variants.iter_mut().enumerate() {
         let variant_name = variant.ident.clone();
         let mut message = variant_name.to_string();
@@ -651,6 +652,8 @@ fn error_enum(mut item: ItemEnum) -> syn::Result<Tokens> {
         arms_variant.push(quote! { #pattern => #variant_text });
         arms_code.push(quote! { #pattern => #code });
         arms_message.push(quote! { #pattern => #message });
+        let full = format!("{name}::{variant_name}: {message}");
+        arms_full.push(quote! { #pattern => #full });
         spec.variants.push(ErrorVariant {
             code,
             name: variant_text,
@@ -677,6 +680,10 @@ fn error_enum(mut item: ItemEnum) -> syn::Result<Tokens> {
 
             fn message(&self) -> &'static str {
                 match self { #(#arms_message),* }
+            }
+
+            fn abort_message(&self) -> &'static str {
+                match self { #(#arms_full),* }
             }
         }
 
