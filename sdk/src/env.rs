@@ -5,7 +5,6 @@
 //! run the compiled contract through `stele-testkit` instead.
 
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::client::CallError;
@@ -72,15 +71,24 @@ pub fn input_len() -> usize {
     unsafe { sys::input_len() as usize }
 }
 
+/// A vector of the `len` bytes that `fill` writes to the pointer it gets.
+/// (Not `vec![0; len]` first: zeroing brings a second allocation path
+/// into every contract.)
+///
+/// # Safety
+/// `fill` must write exactly `len` bytes.
+unsafe fn filled(len: usize, fill: impl FnOnce(*mut u8)) -> Vec<u8> {
+    let mut buffer = Vec::with_capacity(len);
+    fill(buffer.as_mut_ptr());
+    // SAFETY: the caller's `fill` wrote `len` bytes into the capacity.
+    unsafe { buffer.set_len(len) };
+    buffer
+}
+
 /// The call's raw input.
 pub fn input() -> Vec<u8> {
-    // SAFETY: the host writes exactly `input_len` bytes to the buffer.
-    unsafe {
-        let len = sys::input_len() as usize;
-        let mut buffer = vec![0u8; len];
-        sys::input_read(buffer.as_mut_ptr());
-        buffer
-    }
+    // SAFETY: the host writes exactly `input_len` bytes.
+    unsafe { filled(input_len(), |dst| sys::input_read(dst)) }
 }
 
 /// Sets the call's raw return data.
@@ -124,15 +132,11 @@ pub fn storage_read(key: &[u8]) -> Option<Vec<u8>> {
     if len <= buffer.len() {
         return Some(buffer[..len].to_vec());
     }
-    let mut value = vec![0u8; len];
-    // SAFETY: as above, with a buffer of exactly the value's size.
-    unsafe {
-        sys::storage_read(
-            key.as_ptr(),
-            key.len() as i32,
-            value.as_mut_ptr(),
-            len as i32,
-        )
+    // SAFETY: the host writes the whole value into a buffer of its size.
+    let value = unsafe {
+        filled(len, |dst| {
+            sys::storage_read(key.as_ptr(), key.len() as i32, dst, len as i32);
+        })
     };
     Some(value)
 }
@@ -164,33 +168,37 @@ pub fn storage_has(key: &[u8]) -> bool {
 
 /// The first entry whose key starts with `prefix` and is `>= start`.
 pub fn storage_next(prefix: &[u8], start: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
-    let mut buffer = vec![0u8; 512];
-    loop {
-        // SAFETY: the host writes at most `cap` bytes to `dst`.
-        let len = unsafe {
-            sys::storage_next(
-                prefix.as_ptr(),
-                prefix.len() as i32,
-                start.as_ptr(),
-                start.len() as i32,
-                buffer.as_mut_ptr(),
-                buffer.len() as i32,
-            )
-        };
-        if len < 0 {
-            return None;
+    // SAFETY: the host writes at most `cap` bytes to `dst`.
+    let next = |dst: *mut u8, cap: usize| unsafe {
+        sys::storage_next(
+            prefix.as_ptr(),
+            prefix.len() as i32,
+            start.as_ptr(),
+            start.len() as i32,
+            dst,
+            cap as i32,
+        )
+    };
+    let mut stack = [0u8; 512];
+    let len = usize::try_from(next(stack.as_mut_ptr(), stack.len())).ok()?;
+    let heap;
+    let entry = match stack.get(..len) {
+        Some(entry) => entry,
+        None => {
+            // SAFETY: with room for the whole entry the host writes it all
+            // (the same entry: nothing changes storage in between).
+            heap = unsafe {
+                filled(len, |dst| {
+                    next(dst, len);
+                })
+            };
+            &heap[..]
         }
-        let len = len as usize;
-        if len > buffer.len() {
-            buffer.resize(len, 0);
-            continue;
-        }
-        // `key_len (u32 LE) ‖ key ‖ value`, as the host writes it.
-        let entry = buffer.get(..len)?;
-        let (key_len, rest) = entry.split_first_chunk::<4>()?;
-        let (key, value) = rest.split_at_checked(u32::from_le_bytes(*key_len) as usize)?;
-        return Some((key.to_vec(), value.to_vec()));
-    }
+    };
+    // `key_len (u32 LE) ‖ key ‖ value`, as the host writes it.
+    let (key_len, rest) = entry.split_first_chunk::<4>()?;
+    let (key, value) = rest.split_at_checked(u32::from_le_bytes(*key_len) as usize)?;
+    Some((key.to_vec(), value.to_vec()))
 }
 
 /// The address that called this contract: an account, or another contract.
@@ -282,9 +290,12 @@ pub fn call_raw(
     };
     // SAFETY: a zero-capacity read only asks for the length.
     let len = unsafe { sys::call_result_read(core::ptr::null_mut(), 0) } as usize;
-    let mut result = vec![0u8; len];
-    // SAFETY: the buffer has exactly the result's length.
-    unsafe { sys::call_result_read(result.as_mut_ptr(), len as i32) };
+    // SAFETY: the host writes the whole result into a buffer of its size.
+    let result = unsafe {
+        filled(len, |dst| {
+            sys::call_result_read(dst, len as i32);
+        })
+    };
     if status >= 0 {
         Ok(result)
     } else {

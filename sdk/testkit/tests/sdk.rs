@@ -40,6 +40,27 @@ fn vector_pushes_pops_and_pages() {
 }
 
 #[test]
+fn values_larger_than_the_read_buffers_come_back_whole() {
+    // The SDK reads values into 256 bytes and iteration entries into 512
+    // on the stack, and anything longer into a buffer of its exact size.
+    let kit = TestKit::new();
+    let (owner, address) = deploy(&kit);
+    let probe = probe(&kit, address, owner);
+    let notes: Vec<String> = [255, 256, 257, 300, 511, 512, 1_000, 5_000]
+        .iter()
+        .enumerate()
+        .map(|(idx, &len)| char::from(b'a' + idx as u8).to_string().repeat(len))
+        .collect();
+    for note in &notes {
+        probe.push_note(note.clone()).unwrap();
+    }
+    assert_eq!(probe.notes(0, 10).unwrap(), notes);
+    for note in notes.iter().rev() {
+        assert_eq!(probe.pop_note().unwrap().as_ref(), Some(note));
+    }
+}
+
+#[test]
 fn set_and_map_pages_follow_key_order_and_cursors() {
     let kit = TestKit::new();
     let (owner, address) = deploy(&kit);
