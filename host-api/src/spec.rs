@@ -370,7 +370,7 @@ mod tests {
 
     #[test]
     fn every_entry_kind_round_trips_compactly() {
-        let entries = vec![
+        let entries = [
             SpecEntry::Contract("Token".to_string()),
             SpecEntry::Method(MethodSpec {
                 name: "mint".to_string(),
