@@ -327,30 +327,55 @@ impl TreeUpdate {
     }
 }
 
+/// Below this many updates a tree update runs on one thread: splitting
+/// costs more than it saves.
+pub const PARALLEL_UPDATES_MIN: usize = 512;
+
 /// Applies `updates` — `(key_hash, Some(value_hash))` to set,
 /// `(key_hash, None)` to remove; sorted by key hash, each key once — to the
 /// tree whose root is `root`, writing new nodes under `version`.
-pub fn update<R: NodeReader>(
+///
+/// With at least [`PARALLEL_UPDATES_MIN`] updates under a root node, the
+/// root's sixteen subtrees are updated on up to
+/// `std::thread::available_parallelism()` threads. The result is the same
+/// as on one thread, in the same order: each thread takes a run of
+/// consecutive subtrees and the outputs are joined in subtree order.
+pub fn update<R>(
     reader: &R,
     root: Option<Child>,
     version: u64,
     updates: &[(Hash, Option<Hash>)],
-) -> Result<TreeUpdate, R::Error> {
+) -> Result<TreeUpdate, R::Error>
+where
+    R: NodeReader + Sync,
+    R::Error: Send,
+{
     debug_assert!(
         updates.windows(2).all(|pair| pair[0].0 < pair[1].0),
         "updates sorted and unique"
     );
     let mut out = TreeUpdate::default();
-    let mut path = Vec::new();
-    let root = Updater {
+    let mut updater = Updater {
         reader,
         version,
         out: &mut out,
-    }
-    .subtree(root, &mut path, updates)?;
+    };
+    let root = match root {
+        Some(Child::Node {
+            version: root_version,
+            ..
+        }) if updates.len() >= PARALLEL_UPDATES_MIN => {
+            updater.root_in_parallel(root_version, updates)?
+        }
+        root => updater.subtree(root, &mut Vec::new(), updates)?,
+    };
     out.root = root;
     Ok(out)
 }
+
+/// The updates of one subtree of the root: its nibble, its current child
+/// and its slice of the updates.
+type Share<'u> = (u8, Option<Child>, &'u [(Hash, Option<Hash>)]);
 
 struct Updater<'a, R> {
     reader: &'a R,
@@ -358,7 +383,94 @@ struct Updater<'a, R> {
     out: &'a mut TreeUpdate,
 }
 
-impl<R: NodeReader> Updater<'_, R> {
+impl<R> Updater<'_, R>
+where
+    R: NodeReader + Sync,
+    R::Error: Send,
+{
+    /// Updates the root node at `root_version`, its subtrees spread over
+    /// threads.
+    fn root_in_parallel(
+        &mut self,
+        root_version: u64,
+        updates: &[(Hash, Option<Hash>)],
+    ) -> Result<Option<Child>, R::Error> {
+        let key = NodeKey {
+            version: root_version,
+            path: Vec::new(),
+        };
+        let mut node = (*self.reader.node(&key)?).clone();
+        self.out.stale_nodes.push(key);
+        let mut shares: Vec<Share<'_>> = Vec::with_capacity(16);
+        let mut start = 0;
+        while start < updates.len() {
+            let idx = nibble(&updates[start].0, 0);
+            let end = start + updates[start..].partition_point(|(key, _)| nibble(key, 0) == idx);
+            shares.push((
+                idx,
+                node.children[idx as usize].take(),
+                &updates[start..end],
+            ));
+            start = end;
+        }
+        // Runs of consecutive subtrees with about equal numbers of updates.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .clamp(1, 8)
+            .min(shares.len());
+        let per_thread = updates.len().div_ceil(threads);
+        let mut runs: Vec<Vec<Share<'_>>> = vec![Vec::new()];
+        let mut in_run = 0;
+        for share in shares {
+            if in_run >= per_thread && runs.len() < threads {
+                runs.push(Vec::new());
+                in_run = 0;
+            }
+            in_run += share.2.len();
+            runs.last_mut().expect("one run at least").push(share);
+        }
+        let (reader, version) = (self.reader, self.version);
+        let results: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = runs
+                .into_iter()
+                .map(|run| {
+                    scope.spawn(move || {
+                        let mut out = TreeUpdate::default();
+                        let mut updater = Updater {
+                            reader,
+                            version,
+                            out: &mut out,
+                        };
+                        let mut children = Vec::with_capacity(run.len());
+                        for (idx, slot, updates) in run {
+                            let child = updater.subtree(slot, &mut vec![idx], updates)?;
+                            children.push((idx, child));
+                        }
+                        Ok::<_, R::Error>((out, children))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| {
+                    handle
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+        for result in results {
+            let (out, children) = result?;
+            self.out.new_nodes.extend(out.new_nodes);
+            self.out.stale_nodes.extend(out.stale_nodes);
+            self.out.replaced.extend(out.replaced);
+            for (idx, child) in children {
+                node.children[idx as usize] = child;
+            }
+        }
+        Ok(self.finish(&[], node))
+    }
+
     fn subtree(
         &mut self,
         child: Option<Child>,
@@ -576,6 +688,45 @@ mod tests {
         let removals: Vec<(Hash, Option<Hash>)> = extra.iter().map(|(k, _)| (*k, None)).collect();
         root = apply(&mut memory, root, 1001, &removals);
         assert_eq!(root.as_ref().map_or(EMPTY, Child::hash), expected);
+    }
+
+    #[test]
+    fn a_large_update_on_threads_equals_the_one_thread_update() {
+        let entries: Vec<(Hash, Hash)> = (0..4000).map(kv).collect();
+        let mut sorted: Vec<(Hash, Option<Hash>)> =
+            entries.iter().map(|(k, v)| (*k, Some(*v))).collect();
+        sorted.sort();
+        let mut memory = Memory::default();
+        let root = apply(&mut memory, None, 1, &sorted);
+        // New values for 1,000 keys, 300 removals, 400 new keys.
+        let mut changes: Vec<(Hash, Option<Hash>)> = (0..1000)
+            .map(|n| (kv(n).0, Some(kv(n + 50_000).1)))
+            .chain((1000..1300).map(|n| (kv(n).0, None)))
+            .chain((10_000..10_400).map(|n| (kv(n).0, Some(kv(n).1))))
+            .collect();
+        changes.sort();
+        assert!(changes.len() >= PARALLEL_UPDATES_MIN);
+        let threaded = update(&memory, root.clone(), 2, &changes).unwrap();
+        let mut single = TreeUpdate::default();
+        let single_root = Updater {
+            reader: &memory,
+            version: 2,
+            out: &mut single,
+        }
+        .subtree(root, &mut Vec::new(), &changes)
+        .unwrap();
+        assert_eq!(threaded.root, single_root);
+        assert_eq!(threaded.new_nodes, single.new_nodes);
+        assert_eq!(threaded.stale_nodes, single.stale_nodes);
+        assert_eq!(threaded.replaced, single.replaced);
+        assert_eq!(threaded.replaced.len(), 1300);
+        // And the root is the root of the resulting set.
+        let expected: Vec<(Hash, Hash)> = (0..1000)
+            .map(|n| (kv(n).0, kv(n + 50_000).1))
+            .chain((1300..4000).map(kv))
+            .chain((10_000..10_400).map(kv))
+            .collect();
+        assert_eq!(threaded.root_hash(), root_of(&expected));
     }
 
     #[test]
