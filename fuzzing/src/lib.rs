@@ -592,7 +592,7 @@ pub mod trie {
             let update = tree::update(&self.memory, self.root.clone(), self.version, &updates)
                 .expect("nodes present");
             for (key, node) in update.new_nodes {
-                self.memory.0.insert(key, Arc::new(node));
+                self.memory.0.insert(key, node);
             }
             self.root = update.root;
         }

@@ -504,10 +504,6 @@ impl StateDb {
             node.encode_into(&mut node_bytes);
             batch.put_cf(nodes, &key_bytes, &node_bytes);
         }
-        let new_nodes: Vec<(NodeKey, Arc<Node>)> = new_nodes
-            .into_iter()
-            .map(|(key, node)| (key, Arc::new(node)))
-            .collect();
         // In key order too, for the deletions that prune them.
         let mut stale_nodes = update.stale_nodes;
         stale_nodes.sort_unstable_by(NodeKey::cmp_encoded);

@@ -312,7 +312,7 @@ pub struct TreeUpdate {
     /// The new root.
     pub root: Option<Child>,
     /// Nodes to write.
-    pub new_nodes: Vec<(NodeKey, Node)>,
+    pub new_nodes: Vec<(NodeKey, Arc<Node>)>,
     /// Nodes the new version no longer uses.
     pub stale_nodes: Vec<NodeKey>,
     /// Keys that existed and were updated or removed: `(key hash, version
@@ -581,7 +581,7 @@ where
                 version: self.version,
                 path: path.to_vec(),
             },
-            node,
+            Arc::new(node),
         ));
         Child::Node {
             hash,
@@ -642,7 +642,7 @@ mod tests {
     ) -> Option<Child> {
         let result = update(memory, root, version, updates).unwrap();
         for (key, node) in result.new_nodes {
-            memory.0.insert(key, Arc::new(node));
+            memory.0.insert(key, node);
         }
         result.root
     }
