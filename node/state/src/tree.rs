@@ -41,11 +41,16 @@ pub fn value_hash(value: &[u8]) -> Hash {
 
 /// Hash of a leaf.
 pub fn leaf_hash(key_hash: &Hash, value_hash: &Hash) -> Hash {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(&[0x00]);
-    hasher.update(key_hash);
-    hasher.update(value_hash);
-    *hasher.finalize().as_bytes()
+    tagged_pair(0x00, key_hash, value_hash)
+}
+
+/// BLAKE3 of `tag ‖ left ‖ right`, in one call (no incremental hasher).
+fn tagged_pair(tag: u8, left: &Hash, right: &Hash) -> Hash {
+    let mut input = [0u8; 65];
+    input[0] = tag;
+    input[1..33].copy_from_slice(left);
+    input[33..].copy_from_slice(right);
+    *blake3::hash(&input).as_bytes()
 }
 
 /// Hash of an internal binary node.
@@ -53,11 +58,7 @@ pub fn internal_hash(left: &Hash, right: &Hash) -> Hash {
     if *left == EMPTY && *right == EMPTY {
         return EMPTY;
     }
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(&[0x01]);
-    hasher.update(left);
-    hasher.update(right);
-    *hasher.finalize().as_bytes()
+    tagged_pair(0x01, left, right)
 }
 
 /// The `depth`-th nibble of a key hash.
@@ -134,12 +135,13 @@ impl Node {
 
     /// The node's hash: the root of its four binary levels.
     pub fn hash(&self) -> Hash {
-        let mut level: Vec<Hash> = self.slot_hashes().to_vec();
-        while level.len() > 1 {
-            level = level
-                .chunks_exact(2)
-                .map(|pair| internal_hash(&pair[0], &pair[1]))
-                .collect();
+        let mut level = self.slot_hashes();
+        let mut width = 16;
+        while width > 1 {
+            width /= 2;
+            for idx in 0..width {
+                level[idx] = internal_hash(&level[2 * idx], &level[2 * idx + 1]);
+            }
         }
         level[0]
     }
@@ -147,21 +149,17 @@ impl Node {
     /// The four binary siblings on the way from the top of the node down to
     /// slot `nibble`, top first.
     pub fn siblings(&self, nibble: u8) -> [Hash; 4] {
-        let mut levels = vec![self.slot_hashes().to_vec()];
-        while levels.last().expect("at least one level").len() > 1 {
-            let next = levels
-                .last()
-                .expect("at least one level")
-                .chunks_exact(2)
-                .map(|pair| internal_hash(&pair[0], &pair[1]))
-                .collect();
-            levels.push(next);
-        }
-        // levels[0] has 16 slots, levels[3] has 2.
+        let mut level = self.slot_hashes();
         let mut siblings = [EMPTY; 4];
-        for (level_idx, siblings_idx) in (0..4).zip((0..4).rev()) {
-            let position = (nibble as usize) >> level_idx;
-            siblings[siblings_idx] = levels[level_idx][position ^ 1];
+        let mut position = nibble as usize & 15;
+        let mut width = 16;
+        for sibling in siblings.iter_mut().rev() {
+            *sibling = level[position ^ 1];
+            width /= 2;
+            for idx in 0..width {
+                level[idx] = internal_hash(&level[2 * idx], &level[2 * idx + 1]);
+            }
+            position /= 2;
         }
         siblings
     }
