@@ -57,7 +57,10 @@ pub trait Decode: Sized {
     /// left in `input`.
     #[doc(hidden)]
     fn decode_all(input: &mut Input<'_>, len: usize) -> Option<Vec<Self>> {
-        let mut items = Vec::with_capacity(len);
+        // A length is checked against the bytes left, but an element can
+        // take more room in memory than in the input: reserve no more than
+        // 4 KiB up front and let a genuine long list grow.
+        let mut items = Vec::with_capacity(len.min(4096 / core::mem::size_of::<Self>().max(1)));
         for _ in 0..len {
             items.push(Self::decode(input)?);
         }

@@ -141,6 +141,11 @@ fn refuses_what_is_not_one_valid_encoding() {
         None,
         "hostile length, nothing allocated"
     );
+    // A length that claims every byte left as an element, for elements of
+    // 16 bytes each: refused when the bytes run out.
+    let mut long = vec![0u8; 4 + 16 * 1000];
+    long[..4].copy_from_slice(&(16u32 * 1000).to_le_bytes());
+    assert_eq!(codec::from_slice::<Vec<u128>>(&long), None, "long claim");
     assert_eq!(
         codec::from_slice::<Vec<()>>(&[1, 0, 0, 0, 0]),
         None,
