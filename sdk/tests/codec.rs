@@ -234,3 +234,70 @@ fn utf8_check_agrees_with_core() {
         agree(&text[end..]);
     }
 }
+
+/// Decoding agrees with borsh on arbitrary bytes: both accept exactly the
+/// same inputs, with the same values. Inputs are random bytes and valid
+/// encodings with random bytes flipped, cut or appended.
+#[test]
+fn decoding_agrees_with_borsh_on_arbitrary_bytes() {
+    type Value = (Status, Vec<String>, Option<u64>, [u8; 4], bool, Named);
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let valid = codec::to_vec(&(
+        Status::Moved {
+            to: Address([5; 32]),
+            at_ms: 9,
+            note: Some("é".into()),
+        },
+        vec![String::from("ab"), String::new()],
+        Some(7u64),
+        [1u8, 2, 3, 4],
+        true,
+        Named {
+            id: 3,
+            owner: Address([1; 32]),
+            tags: vec!["x".into()],
+            score: Some(-1),
+        },
+    ));
+    let (mut accepted, mut refused) = (0, 0);
+    for round in 0..20_000 {
+        let bytes: Vec<u8> = if round % 4 == 0 {
+            (0..next() % 160).map(|_| next() as u8).collect()
+        } else {
+            let mut bytes = valid.clone();
+            for _ in 0..1 + next() % 3 {
+                match next() % 3 {
+                    0 => {
+                        let at = (next() as usize) % bytes.len();
+                        bytes[at] = next() as u8;
+                    }
+                    1 => bytes.truncate((next() as usize) % (bytes.len() + 1)),
+                    _ => bytes.push(next() as u8),
+                }
+                if bytes.is_empty() {
+                    break;
+                }
+            }
+            bytes
+        };
+        let ours = codec::from_slice::<Value>(&bytes);
+        let theirs = Value::try_from_slice(&bytes).ok();
+        assert_eq!(ours, theirs, "{bytes:02x?}");
+        if ours.is_some() {
+            accepted += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    // Both outcomes were exercised often.
+    assert!(
+        accepted > 1_000 && refused > 1_000,
+        "{accepted} / {refused}"
+    );
+}
