@@ -591,8 +591,8 @@ pub mod trie {
             updates.sort_by(|a, b| a.0.cmp(&b.0));
             let update = tree::update(&self.memory, self.root.clone(), self.version, &updates)
                 .expect("nodes present");
-            for (key, node) in update.new_nodes {
-                self.memory.0.insert(key, node);
+            for new in update.new_nodes {
+                self.memory.0.insert(new.key, new.node);
             }
             self.root = update.root;
         }

@@ -456,7 +456,11 @@ impl StateDb {
             .iter()
             .map(|(key, value)| 2 * (key.len() + 48 + value.as_ref().map_or(0, Vec::len)))
             .sum();
-        let node_bytes = update.new_nodes.len() * (16 * 74 + 64);
+        let node_bytes: usize = update
+            .new_nodes
+            .iter()
+            .map(|new| new.bytes.len() + 64)
+            .sum();
         let mut batch = WriteBatch::with_capacity_bytes(value_bytes + node_bytes + 64 * 1024);
         let (flat, history, nodes) = (self.cf(CF_FLAT), self.cf(CF_HISTORY), self.cf(CF_NODES));
         let mut stale = StaleList::default();
@@ -495,14 +499,12 @@ impl StateDb {
             }
         }
         let mut new_nodes = update.new_nodes;
-        new_nodes.sort_unstable_by(|a, b| a.0.cmp_encoded(&b.0));
-        let (mut key_bytes, mut node_bytes) = (Vec::with_capacity(48), Vec::with_capacity(1200));
-        for (key, node) in &new_nodes {
+        new_nodes.sort_unstable_by(|a, b| a.key.cmp_encoded(&b.key));
+        let mut key_bytes = Vec::with_capacity(48);
+        for new in &new_nodes {
             key_bytes.clear();
-            key.encode_into(&mut key_bytes);
-            node_bytes.clear();
-            node.encode_into(&mut node_bytes);
-            batch.put_cf(nodes, &key_bytes, &node_bytes);
+            new.key.encode_into(&mut key_bytes);
+            batch.put_cf(nodes, &key_bytes, &new.bytes);
         }
         // In key order too, for the deletions that prune them.
         let mut stale_nodes = update.stale_nodes;
@@ -533,19 +535,36 @@ impl StateDb {
 
         let mut options = WriteOptions::default();
         options.set_sync(self.config.sync_commits);
-        self.db.write_opt(batch, &options)?;
+        // The new nodes enter the node cache while the batch is written:
+        // only the new root reaches them, and readers see it once `meta`
+        // changes below. A failed write clears the cache, so no node of a
+        // version that was never committed outlives it.
+        let written = std::thread::scope(|scope| {
+            let cached = scope.spawn(|| {
+                let mut cache = self
+                    .nodes
+                    .lock()
+                    .unwrap_or_else(|poison| poison.into_inner());
+                for new in new_nodes {
+                    cache.put(new.key, new.node);
+                }
+            });
+            let written = self.db.write_opt(batch, &options);
+            cached
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            written
+        });
+        if let Err(error) = written {
+            self.nodes
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .clear();
+            return Err(error.into());
+        }
         self.values.commit(writes);
 
         let hash = root.as_ref().map_or(EMPTY, Child::hash);
-        {
-            let mut cache = self
-                .nodes
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner());
-            for (key, node) in new_nodes {
-                cache.put(key, node);
-            }
-        }
         *self
             .meta
             .write()

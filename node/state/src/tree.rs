@@ -304,13 +304,25 @@ pub trait NodeReader {
     fn node(&self, key: &NodeKey) -> Result<Arc<Node>, Self::Error>;
 }
 
+/// A node an update wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewNode {
+    /// Where it is stored.
+    pub key: NodeKey,
+    /// The node.
+    pub node: Arc<Node>,
+    /// Its storage encoding ([`Node::encode`]), made where the node was
+    /// (on the update's threads).
+    pub bytes: Vec<u8>,
+}
+
 /// What one update of the tree produced.
 #[derive(Debug, Default)]
 pub struct TreeUpdate {
     /// The new root.
     pub root: Option<Child>,
     /// Nodes to write.
-    pub new_nodes: Vec<(NodeKey, Arc<Node>)>,
+    pub new_nodes: Vec<NewNode>,
     /// Nodes the new version no longer uses.
     pub stale_nodes: Vec<NodeKey>,
     /// Keys that existed and were updated or removed: `(key hash, version
@@ -574,13 +586,15 @@ where
 
     fn store(&mut self, path: &[u8], node: Node) -> Child {
         let hash = node.hash();
-        self.out.new_nodes.push((
-            NodeKey {
+        let bytes = node.encode();
+        self.out.new_nodes.push(NewNode {
+            key: NodeKey {
                 version: self.version,
                 path: path.to_vec(),
             },
-            Arc::new(node),
-        ));
+            node: Arc::new(node),
+            bytes,
+        });
         Child::Node {
             hash,
             version: self.version,
@@ -639,8 +653,8 @@ mod tests {
         updates: &[(Hash, Option<Hash>)],
     ) -> Option<Child> {
         let result = update(memory, root, version, updates).unwrap();
-        for (key, node) in result.new_nodes {
-            memory.0.insert(key, node);
+        for new in result.new_nodes {
+            memory.0.insert(new.key, new.node);
         }
         result.root
     }
