@@ -42,6 +42,14 @@ fn model_root(state: &BTreeMap<Vec<u8>, Vec<u8>>) -> [u8; 32] {
 }
 
 #[test]
+fn every_third_block_is_large_enough_to_update_on_threads() {
+    for version in [3, 6, 30] {
+        assert!(block(version).len() >= stele_state::tree::PARALLEL_UPDATES_MIN);
+    }
+    assert!(block(1).len() < stele_state::tree::PARALLEL_UPDATES_MIN);
+}
+
+#[test]
 fn reads_history_and_roots_follow_the_model() {
     let dir = tempfile::tempdir().unwrap();
     let state = StateDb::open(config(&dir, Retention::Window(100))).unwrap();

@@ -19,14 +19,22 @@ impl Rng {
 
 /// Keys the blocks touch.
 pub const KEY_SPACE: u64 = 2_000;
-/// Writes per block.
+/// Writes per block (draws; repeated keys merge).
 pub const WRITES_PER_BLOCK: usize = 300;
+/// Draws of every third block: enough distinct keys (about 660) for the
+/// tree update to split across threads (`PARALLEL_UPDATES_MIN`).
+pub const WRITES_PER_LARGE_BLOCK: usize = 800;
 
 /// The writes of block `version`: puts and removals over a fixed key space.
 pub fn block(version: u64) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
     let mut rng = Rng(version.wrapping_mul(0x2545_f491_4f6c_dd1d));
     let mut writes = BTreeMap::new();
-    for _ in 0..WRITES_PER_BLOCK {
+    let draws = if version % 3 == 0 {
+        WRITES_PER_LARGE_BLOCK
+    } else {
+        WRITES_PER_BLOCK
+    };
+    for _ in 0..draws {
         let key = format!("key-{:05}", rng.next() % KEY_SPACE).into_bytes();
         let value = if rng.next() % 5 == 0 {
             None
