@@ -43,7 +43,7 @@ macro_rules! hashed_topic {
     ($($ty:ty),*) => {$(
         impl Topic for $ty {
             fn to_topic(&self) -> [u8; 32] {
-                crate::env::blake3(&crate::export::encode(self))
+                crate::env::blake3(&crate::codec::to_vec(self))
             }
         }
     )*};

@@ -6,14 +6,10 @@ use crate::codec::{self, Decode, Encode};
 use crate::env;
 use crate::error::ContractError;
 
-/// The call's input, to be decoded argument by argument with [`arg`]
-/// and closed with [`end_args`] (one decoder per argument type, shared by
-/// every method, instead of one per method signature).
-pub fn input() -> Vec<u8> {
-    env::input()
-}
-
 /// Decodes the next argument of `method`; aborts if it does not decode.
+/// (A generated export reads `env::input`, decodes it argument by argument
+/// and calls [`end_args`]: one decoder per argument type, shared by every
+/// method, instead of one per method signature.)
 pub fn arg<T: Decode>(input: &mut codec::Input<'_>, method: &'static str) -> T {
     match T::decode(input) {
         Some(value) => value,
@@ -62,9 +58,4 @@ pub fn fail<E: ContractError>(error: &E) -> ! {
 /// Decodes a client reply.
 pub fn reply<T: Decode>(bytes: &[u8]) -> Result<T, crate::CallError> {
     codec::from_slice(bytes).ok_or_else(crate::CallError::bad_reply)
-}
-
-/// Encodes a value.
-pub fn encode<T: Encode + ?Sized>(value: &T) -> Vec<u8> {
-    codec::to_vec(value)
 }

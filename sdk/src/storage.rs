@@ -14,11 +14,6 @@ use crate::codec::{self, Decode, Encode};
 use crate::env;
 
 #[inline(always)]
-fn encode<T: Encode + ?Sized>(value: &T) -> Vec<u8> {
-    codec::to_vec(value)
-}
-
-#[inline(always)]
 fn decode<T: Decode>(bytes: &[u8]) -> T {
     match codec::from_slice(bytes) {
         Some(value) => value,
@@ -65,7 +60,7 @@ impl<T: Encode + Decode> Item<T> {
 
     /// Sets the value.
     pub fn set(&self, value: &T) {
-        env::storage_write(self.key, &encode(value));
+        env::storage_write(self.key, &codec::to_vec(value));
     }
 
     /// Removes the value; returns whether it was set.
@@ -107,7 +102,7 @@ impl<K: Encode + Decode, V: Encode + Decode> Map<K, V> {
 
     /// Sets the value under `key`.
     pub fn insert(&self, key: &K, value: &V) {
-        env::storage_write(&self.full_key(key), &encode(value));
+        env::storage_write(&self.full_key(key), &codec::to_vec(value));
     }
 
     /// Removes the value under `key`; returns whether there was one.
@@ -122,7 +117,7 @@ impl<K: Encode + Decode, V: Encode + Decode> Map<K, V> {
 
     /// Up to `limit` entries in key order, starting after `start_after`.
     pub fn page(&self, start_after: Option<&K>, limit: usize) -> Vec<(K, V)> {
-        self.page_raw(&[], start_after.map(encode), limit)
+        self.page_raw(&[], start_after.map(codec::to_vec), limit)
     }
 
     /// Up to `limit` entries whose encoded key starts with the encoding of
@@ -134,7 +129,11 @@ impl<K: Encode + Decode, V: Encode + Decode> Map<K, V> {
         start_after: Option<&K>,
         limit: usize,
     ) -> Vec<(K, V)> {
-        self.page_raw(&encode(prefix), start_after.map(encode), limit)
+        self.page_raw(
+            &codec::to_vec(prefix),
+            start_after.map(codec::to_vec),
+            limit,
+        )
     }
 
     fn page_raw(
@@ -266,8 +265,8 @@ impl<T: Encode + Decode> Vector<T> {
     /// Appends `value`; returns its index.
     pub fn push(&self, value: &T) -> u32 {
         let len = self.len();
-        env::storage_write(&self.element_key(len), &encode(value));
-        env::storage_write(&self.len_key(), &encode(&(len + 1)));
+        env::storage_write(&self.element_key(len), &codec::to_vec(value));
+        env::storage_write(&self.len_key(), &codec::to_vec(&(len + 1)));
         len
     }
 
@@ -276,7 +275,7 @@ impl<T: Encode + Decode> Vector<T> {
         if index >= self.len() {
             env::abort("storage: vector index out of range");
         }
-        env::storage_write(&self.element_key(index), &encode(value));
+        env::storage_write(&self.element_key(index), &codec::to_vec(value));
     }
 
     /// Removes and returns the last element.
@@ -285,7 +284,7 @@ impl<T: Encode + Decode> Vector<T> {
         let last = len.checked_sub(1)?;
         let value = self.get(last);
         env::storage_remove(&self.element_key(last));
-        env::storage_write(&self.len_key(), &encode(&last));
+        env::storage_write(&self.len_key(), &codec::to_vec(&last));
         value
     }
 

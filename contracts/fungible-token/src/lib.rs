@@ -214,7 +214,7 @@ impl FungibleToken {
     ) -> Result<(), TokenError> {
         let sender = env::caller();
         self.move_tokens(sender, receiver, amount)?;
-        let input = stele_sdk::export::encode(&(sender, amount, message));
+        let input = stele_sdk::codec::to_vec(&(sender, amount, message));
         env::call_raw(&receiver, "on_token_received", &input, 0)
             .map_err(|_| TokenError::ReceiverRefused)?;
         Ok(())

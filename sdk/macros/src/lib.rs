@@ -456,7 +456,7 @@ fn contract_impl(mut item: ItemImpl) -> syn::Result<Tokens> {
             quote! { ::stele_sdk::export::no_args(#method_text); }
         } else {
             quote! {
-                let __stele_bytes = ::stele_sdk::export::input();
+                let __stele_bytes = ::stele_sdk::env::input();
                 let mut __stele_input = ::stele_sdk::codec::Input::new(&__stele_bytes);
                 #(let #arg_names: #arg_types = ::stele_sdk::export::arg(&mut __stele_input, #method_text);)*
                 ::stele_sdk::export::end_args(&__stele_input, #method_text);
@@ -486,7 +486,7 @@ fn contract_impl(mut item: ItemImpl) -> syn::Result<Tokens> {
                 pub fn #method_name(&self, #(#arg_names: #arg_types),*)
                     -> ::core::result::Result<#ok_type, ::stele_sdk::CallError>
                 {
-                    let input = ::stele_sdk::export::encode(&(#(#arg_names,)*));
+                    let input = ::stele_sdk::codec::to_vec(&(#(#arg_names,)*));
                     let reply = self.backend.call(&self.address, #export_name, input)?;
                     ::stele_sdk::export::reply::<#ok_type>(&reply)
                 }
@@ -603,7 +603,7 @@ fn event_struct(mut item: ItemStruct) -> syn::Result<Tokens> {
             }
 
             fn data(&self) -> ::stele_sdk::prelude::Vec<u8> {
-                ::stele_sdk::export::encode(&(#(&self.#data,)*))
+                ::stele_sdk::codec::to_vec(&(#(&self.#data,)*))
             }
 
             fn publish(&self) {

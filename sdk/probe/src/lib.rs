@@ -156,7 +156,7 @@ impl Probe {
 
     /// Replaces the code; the new code's `migrate` gets `note`.
     pub fn upgrade(&mut self, code: Vec<u8>, note: String) {
-        env::upgrade(&code, &stele_sdk::export::encode(&(note,)));
+        env::upgrade(&code, &stele_sdk::codec::to_vec(&(note,)));
     }
 
     /// Runs after an upgrade.
