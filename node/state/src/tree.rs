@@ -383,6 +383,23 @@ where
     Ok(out)
 }
 
+/// `items` (sorted by key hash) in runs that share the nibble at `depth`,
+/// with that nibble.
+fn by_nibble<T>(
+    items: &[T],
+    depth: usize,
+    key: impl Fn(&T) -> &Hash,
+) -> impl Iterator<Item = (u8, &[T])> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        let idx = nibble(key(rest.first()?), depth);
+        let (run, tail) =
+            rest.split_at(rest.partition_point(|item| nibble(key(item), depth) == idx));
+        rest = tail;
+        Some((idx, run))
+    })
+}
+
 /// The updates of one subtree of the root: its nibble, its current child
 /// and its slice of the updates.
 type Share<'u> = (u8, Option<Child>, &'u [(Hash, Option<Hash>)]);
@@ -405,24 +422,10 @@ where
         root_version: u64,
         updates: &[(Hash, Option<Hash>)],
     ) -> Result<Option<Child>, R::Error> {
-        let key = NodeKey {
-            version: root_version,
-            path: Vec::new(),
-        };
-        let mut node = (*self.reader.node(&key)?).clone();
-        self.out.stale_nodes.push(key);
-        let mut shares: Vec<Share<'_>> = Vec::with_capacity(16);
-        let mut start = 0;
-        while start < updates.len() {
-            let idx = nibble(&updates[start].0, 0);
-            let end = start + updates[start..].partition_point(|(key, _)| nibble(key, 0) == idx);
-            shares.push((
-                idx,
-                node.children[idx as usize].take(),
-                &updates[start..end],
-            ));
-            start = end;
-        }
+        let mut node = self.replace(root_version, &[])?;
+        let shares: Vec<Share<'_>> = by_nibble(updates, 0, |(key, _)| key)
+            .map(|(idx, run)| (idx, node.children[idx as usize].take(), run))
+            .collect();
         // Runs of consecutive subtrees with about equal numbers of updates.
         let threads = std::thread::available_parallelism()
             .map_or(1, usize::from)
@@ -481,6 +484,18 @@ where
         Ok(self.finish(&[], node))
     }
 
+    /// A copy of the stored node at `path` written at `version`, to be
+    /// changed and stored anew; the stored one is recorded as stale.
+    fn replace(&mut self, version: u64, path: &[u8]) -> Result<Node, R::Error> {
+        let key = NodeKey {
+            version,
+            path: path.to_vec(),
+        };
+        let node = (*self.reader.node(&key)?).clone();
+        self.out.stale_nodes.push(key);
+        Ok(node)
+    }
+
     fn subtree(
         &mut self,
         child: Option<Child>,
@@ -516,22 +531,12 @@ where
                 Ok(self.build(path, &entries))
             }
             Some(Child::Node { version, .. }) => {
-                let key = NodeKey {
-                    version,
-                    path: path.clone(),
-                };
-                let mut node = (*self.reader.node(&key)?).clone();
-                self.out.stale_nodes.push(key);
-                let mut start = 0;
-                while start < updates.len() {
-                    let idx = nibble(&updates[start].0, depth);
-                    let end = start
-                        + updates[start..].partition_point(|(key, _)| nibble(key, depth) == idx);
+                let mut node = self.replace(version, path)?;
+                for (idx, run) in by_nibble(updates, depth, |(key, _)| key) {
                     path.push(idx);
                     let slot = node.children[idx as usize].take();
-                    node.children[idx as usize] = self.subtree(slot, path, &updates[start..end])?;
+                    node.children[idx as usize] = self.subtree(slot, path, run)?;
                     path.pop();
-                    start = end;
                 }
                 Ok(self.finish(path, node))
             }
@@ -553,15 +558,10 @@ where
                     "two different key hashes share all 64 nibbles"
                 );
                 let mut node = Node::default();
-                let mut start = 0;
-                while start < entries.len() {
-                    let idx = nibble(&entries[start].0, depth);
-                    let end = start
-                        + entries[start..].partition_point(|(key, _, _)| nibble(key, depth) == idx);
+                for (idx, run) in by_nibble(entries, depth, |(key, _, _)| key) {
                     path.push(idx);
-                    node.children[idx as usize] = self.build(path, &entries[start..end]);
+                    node.children[idx as usize] = self.build(path, run);
                     path.pop();
-                    start = end;
                 }
                 self.finish(path, node)
             }
