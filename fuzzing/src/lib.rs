@@ -467,28 +467,26 @@ mod tests {
         check_deploy_raw(&module);
     }
 
+    /// How many of `seeds` give a module that `check` ran to the end.
+    fn seeds_run<E: PartialEq>(
+        seeds: std::ops::Range<u64>,
+        check: impl Fn(&mut Unstructured<'_>) -> Result<bool, E>,
+    ) -> usize {
+        seeds
+            .filter(|&seed| check(&mut Unstructured::new(&bytes(seed, 4096))) == Ok(true))
+            .count()
+    }
+
     #[test]
     fn exec_smith_holds_on_many_seeds() {
-        let mut executed = 0;
-        for seed in 0..40 {
-            let data = bytes(seed, 4096);
-            if check_exec_smith(&mut Unstructured::new(&data)) == Ok(true) {
-                executed += 1;
-            }
-        }
+        let executed = seeds_run(0..40, check_exec_smith);
         // Generated modules stay within Stele's limits and get executed.
         assert!(executed >= 30, "only {executed} of 40 modules ran");
     }
 
     #[test]
     fn gas_covers_fuel_on_many_seeds() {
-        let mut compared = 0;
-        for seed in 100..160 {
-            let data = bytes(seed, 4096);
-            if check_gas_covers_fuel(&mut Unstructured::new(&data)) == Ok(true) {
-                compared += 1;
-            }
-        }
+        let compared = seeds_run(100..160, check_gas_covers_fuel);
         // Some modules are refused or exhaust the deterministic stack.
         assert!(compared >= 30, "only {compared} of 60 modules compared");
     }
