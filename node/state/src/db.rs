@@ -9,7 +9,7 @@
 //! * `stale` — per version, the list of nodes and history entries it
 //!   superseded, in the order they may be pruned;
 //! * `meta` — the last committed version, its root and the oldest version
-//!   still readable.
+//!   still readable; and the database's [`STATE_FORMAT`].
 //!
 //! A commit is one write batch across all of them, so a crash at any point
 //! leaves either the previous version or the new one, complete. Pruning
@@ -38,6 +38,14 @@ const CF_STALE: &str = "stale";
 const CF_META: &str = "meta";
 const COLUMN_FAMILIES: [&str; 6] = [CF_FLAT, CF_HISTORY, CF_NODES, CF_ROOTS, CF_STALE, CF_META];
 const META_LATEST: &[u8] = b"latest";
+const META_FORMAT: &[u8] = b"format";
+
+/// The layout and hashing of the stored data. A database written in
+/// another format is refused at open rather than read wrongly: its roots
+/// would not match the ones this build computes. Format 1 (no marker) hashed
+/// pairs with unkeyed BLAKE3 and stored versions as 8 bytes; format 2 uses
+/// keyed BLAKE3 and compact nodes ([`Node::encode`]).
+pub const STATE_FORMAT: u32 = 2;
 
 const STALE_NODE: u8 = 0;
 const STALE_HISTORY: u8 = 1;
@@ -143,6 +151,17 @@ pub enum StateError {
     /// A configuration value is out of range.
     #[error("invalid state configuration: {0}")]
     Config(String),
+    /// The database was written in a format this build does not read.
+    #[error(
+        "the state database is in format {found}, this build reads format {expected}; \
+         start from a new data directory"
+    )]
+    Format {
+        /// The database's format.
+        found: u32,
+        /// The format this build reads and writes ([`STATE_FORMAT`]).
+        expected: u32,
+    },
 }
 
 /// The writes of one block: key → new value, or `None` to remove.
@@ -155,14 +174,17 @@ struct Meta {
     oldest: u64,
 }
 
-fn encode_root(root: &Option<Child>) -> Vec<u8> {
+/// The root of `version`, encoded as the only child of a node of that
+/// version.
+fn encode_root(root: &Option<Child>, version: u64) -> Vec<u8> {
     let mut node = Node::default();
     node.children[0] = root.clone();
-    node.encode()
+    node.encode(version)
 }
 
-fn decode_root(bytes: &[u8]) -> Result<Option<Child>, StateError> {
-    let mut node = Node::decode(bytes).ok_or_else(|| StateError::Corrupt("root entry".into()))?;
+fn decode_root(bytes: &[u8], version: u64) -> Result<Option<Child>, StateError> {
+    let mut node =
+        Node::decode(bytes, version).ok_or_else(|| StateError::Corrupt("root entry".into()))?;
     Ok(node.children[0].take())
 }
 
@@ -260,7 +282,36 @@ impl StateDb {
             .map(|name| column_family(name))
             .collect();
         let db = DB::open_cf_descriptors(&options, &config.path, descriptors)?;
-        let meta = match db.get_cf(db.cf_handle(CF_META).expect("created"), META_LATEST)? {
+        let meta_cf = db.cf_handle(CF_META).expect("created");
+        let latest = db.get_cf(meta_cf, META_LATEST)?;
+        match db.get_cf(meta_cf, META_FORMAT)? {
+            // A new database takes this build's format.
+            None if latest.is_none() => {
+                let mut options = WriteOptions::default();
+                options.set_sync(true);
+                db.put_cf_opt(meta_cf, META_FORMAT, STATE_FORMAT.to_be_bytes(), &options)?;
+            }
+            None => {
+                return Err(StateError::Format {
+                    found: 1,
+                    expected: STATE_FORMAT,
+                });
+            }
+            Some(bytes) => {
+                let found = u32::from_be_bytes(
+                    bytes[..]
+                        .try_into()
+                        .map_err(|_| StateError::Corrupt("format entry".into()))?,
+                );
+                if found != STATE_FORMAT {
+                    return Err(StateError::Format {
+                        found,
+                        expected: STATE_FORMAT,
+                    });
+                }
+            }
+        }
+        let meta = match latest {
             None => Meta::default(),
             Some(bytes) => {
                 if bytes.len() < 16 {
@@ -270,7 +321,7 @@ impl StateDb {
                 let oldest = u64::from_be_bytes(bytes[8..16].try_into().expect("8 bytes"));
                 Meta {
                     latest: Some(latest),
-                    root: decode_root(&bytes[16..])?,
+                    root: decode_root(&bytes[16..], latest)?,
                     oldest,
                 }
             }
@@ -341,7 +392,7 @@ impl StateDb {
             return Ok(meta.root);
         }
         match self.db.get_cf(self.cf(CF_ROOTS), version.to_be_bytes())? {
-            Some(bytes) => decode_root(&bytes),
+            Some(bytes) => decode_root(&bytes, version),
             None => Err(StateError::Corrupt(format!(
                 "no root for retained version {version}"
             ))),
@@ -478,14 +529,15 @@ impl StateDb {
                 None => {}
             }
         }
+        let mut entry = Vec::new();
         for &idx in &by_hash {
             let (hash, _, value) = entries[idx];
             match value {
                 Some(value) => {
-                    let mut entry = Vec::with_capacity(1 + value.len());
+                    entry.clear();
                     entry.push(1);
                     entry.extend_from_slice(value);
-                    batch.put_cf(history, history_key(&hash, version), entry);
+                    batch.put_cf(history, history_key(&hash, version), &entry);
                 }
                 None if replaced.contains_key(&hash) => {
                     batch.put_cf(history, history_key(&hash, version), [0u8]);
@@ -519,7 +571,11 @@ impl StateDb {
             batch.put_cf(self.cf(CF_STALE), version.to_be_bytes(), stale.into_bytes());
         }
         let root = update.root;
-        batch.put_cf(self.cf(CF_ROOTS), version.to_be_bytes(), encode_root(&root));
+        batch.put_cf(
+            self.cf(CF_ROOTS),
+            version.to_be_bytes(),
+            encode_root(&root, version),
+        );
         let oldest = match (self.config.retention, meta.latest) {
             (_, None) => version,
             (Retention::Archive, Some(_)) => meta.oldest,
@@ -531,7 +587,7 @@ impl StateDb {
         let mut latest = Vec::with_capacity(16 + 80);
         latest.extend_from_slice(&version.to_be_bytes());
         latest.extend_from_slice(&oldest.to_be_bytes());
-        latest.extend_from_slice(&encode_root(&root));
+        latest.extend_from_slice(&encode_root(&root, version));
         batch.put_cf(self.cf(CF_META), META_LATEST, latest);
 
         let mut options = WriteOptions::default();
@@ -690,13 +746,13 @@ impl NodeReader for StateDb {
             .get_cf(self.cf(CF_NODES), key.encode())?
             .ok_or_else(|| StateError::Corrupt(format!("missing tree node {key:?}")))?;
         let node = Arc::new(
-            Node::decode(&bytes)
+            Node::decode(&bytes, key.version)
                 .ok_or_else(|| StateError::Corrupt(format!("tree node {key:?}")))?,
         );
         self.nodes
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
-            .put(key.clone(), node.clone());
+            .put(*key, node.clone());
         Ok(node)
     }
 }

@@ -23,6 +23,6 @@ pub mod proof;
 pub mod tree;
 
 #[cfg(feature = "db")]
-pub use db::{Overlay, Retention, StateConfig, StateDb, StateError, WriteSet};
+pub use db::{Overlay, Retention, STATE_FORMAT, StateConfig, StateDb, StateError, WriteSet};
 pub use proof::{Proof, ProofError, Terminal};
 pub use tree::{EMPTY, Hash};

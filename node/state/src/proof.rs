@@ -207,10 +207,7 @@ pub fn prove<R: crate::tree::NodeReader>(
                 });
             }
             Some(Child::Node { version, .. }) => {
-                let node = reader.node(&NodeKey {
-                    version,
-                    path: path.clone(),
-                })?;
+                let node = reader.node(&NodeKey::new(version, &path))?;
                 let idx = nibble(&key_hash, path.len());
                 siblings.extend_from_slice(&node.siblings(idx));
                 child = node.children[idx as usize].clone();

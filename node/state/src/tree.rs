@@ -8,11 +8,12 @@
 //! the set of keys, so the root does not depend on insertion order or
 //! batching.
 //!
-//! Hashing is domain-separated:
-//! * leaf: `blake3(0x00 ‖ key_hash ‖ value_hash)`, with `value_hash =
-//!   blake3(value)`;
-//! * internal: `blake3(0x01 ‖ left ‖ right)`, except that two empty
-//!   children give [`EMPTY`], the constant for empty subtrees.
+//! Hashing is domain-separated by BLAKE3 keys, so that each hash of a pair
+//! is one 64-byte block, one compression:
+//! * leaf: `keyed_blake3(LEAF_KEY, key_hash ‖ value_hash)`, with
+//!   `value_hash = blake3(value)`;
+//! * internal: `keyed_blake3(INTERNAL_KEY, left ‖ right)`, except that two
+//!   empty children give [`EMPTY`], the constant for empty subtrees.
 //!
 //! Nodes are immutable and versioned: an update writes new nodes under the
 //! new version and reports the nodes it replaced as stale, so older
@@ -39,26 +40,41 @@ pub fn value_hash(value: &[u8]) -> Hash {
     *blake3::hash(value).as_bytes()
 }
 
-/// Hash of a leaf.
+/// BLAKE3 key of leaf hashes: `blake3::derive_key("stele state tree v2 leaf", b"")`.
+pub const LEAF_KEY: Hash = [
+    0x2c, 0x2e, 0xdf, 0x19, 0x76, 0xba, 0xd7, 0x03, 0x1c, 0x5f, 0xff, 0xc1, 0x3f, 0x6e, 0x30, 0x56,
+    0xbb, 0x4b, 0xdf, 0x6b, 0x0b, 0x67, 0x47, 0xb3, 0xcf, 0x08, 0xf7, 0xb9, 0x35, 0x28, 0xef, 0x47,
+];
+
+/// BLAKE3 key of internal hashes: `blake3::derive_key("stele state tree v2
+/// internal", b"")`.
+pub const INTERNAL_KEY: Hash = [
+    0x00, 0x74, 0x05, 0xee, 0x5b, 0xea, 0xa5, 0x7e, 0xa0, 0xfa, 0xa2, 0x2a, 0xc5, 0x3d, 0x1f, 0x63,
+    0x39, 0x6c, 0xf8, 0x1f, 0x13, 0xb9, 0x87, 0x14, 0x5d, 0x9e, 0x71, 0xc3, 0xbc, 0x29, 0xfc, 0x74,
+];
+
+/// Hash of a leaf: keyed BLAKE3 of `key_hash ‖ value_hash` under
+/// [`LEAF_KEY`].
 pub fn leaf_hash(key_hash: &Hash, value_hash: &Hash) -> Hash {
-    tagged_pair(0x00, key_hash, value_hash)
+    keyed_pair(&LEAF_KEY, key_hash, value_hash)
 }
 
-/// BLAKE3 of `tag ‖ left ‖ right`, in one call (no incremental hasher).
-fn tagged_pair(tag: u8, left: &Hash, right: &Hash) -> Hash {
-    let mut input = [0u8; 65];
-    input[0] = tag;
-    input[1..33].copy_from_slice(left);
-    input[33..].copy_from_slice(right);
-    *blake3::hash(&input).as_bytes()
+/// Keyed BLAKE3 of `left ‖ right`: 64 bytes, one block, one compression.
+/// The key separates the domains (leaf, internal).
+fn keyed_pair(key: &Hash, left: &Hash, right: &Hash) -> Hash {
+    let mut input = [0u8; 64];
+    input[..32].copy_from_slice(left);
+    input[32..].copy_from_slice(right);
+    *blake3::keyed_hash(key, &input).as_bytes()
 }
 
-/// Hash of an internal binary node.
+/// Hash of an internal binary node: keyed BLAKE3 of `left ‖ right` under
+/// [`INTERNAL_KEY`], except that two empty children give [`EMPTY`].
 pub fn internal_hash(left: &Hash, right: &Hash) -> Hash {
     if *left == EMPTY && *right == EMPTY {
         return EMPTY;
     }
-    tagged_pair(0x01, left, right)
+    keyed_pair(&INTERNAL_KEY, left, right)
 }
 
 /// The `depth`-th nibble of a key hash.
@@ -168,23 +184,43 @@ impl Node {
         self.children.iter().filter(|child| child.is_some()).count()
     }
 
-    /// The node's encoding: a 16-bit bitmap of present children, then per
-    /// child a tag (0 leaf, 1 node) and its fields (a leaf's key hash, value
-    /// hash and value version; a node's hash and version).
-    pub fn encode(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(2 + 16 * 73);
-        self.encode_into(&mut bytes);
+    /// The node's encoding, for a node written at `version`: a 16-bit
+    /// bitmap of present children and one of those that are leaves
+    /// (big-endian), then per child its hash fields (a leaf's key hash and
+    /// value hash, a node's hash) and how many versions older than the node
+    /// it is (a leaf's value version, a node's version; LEB128). Children
+    /// are never newer than their node, and mostly not much older, so the
+    /// versions take a byte or two.
+    ///
+    /// # Panics
+    /// If a child is newer than `version`.
+    pub fn encode(&self, version: u64) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(NODE_ENCODED_BYTES_MAX);
+        self.encode_into(version, &mut bytes);
         bytes
     }
 
     /// [`Node::encode`], appended to `out`.
-    pub fn encode_into(&self, out: &mut Vec<u8>) {
-        let start = out.len();
-        out.extend_from_slice(&[0, 0]);
-        let mut bitmap = 0u16;
+    pub fn encode_into(&self, version: u64, out: &mut Vec<u8>) {
+        let (mut present, mut leaves) = (0u16, 0u16);
         for (idx, child) in self.children.iter().enumerate() {
-            let Some(child) = child else { continue };
-            bitmap |= 1 << idx;
+            match child {
+                None => {}
+                Some(Child::Leaf { .. }) => {
+                    present |= 1 << idx;
+                    leaves |= 1 << idx;
+                }
+                Some(Child::Node { .. }) => present |= 1 << idx,
+            }
+        }
+        out.extend_from_slice(&present.to_be_bytes());
+        out.extend_from_slice(&leaves.to_be_bytes());
+        let age = |child_version: u64| {
+            version
+                .checked_sub(child_version)
+                .expect("a child is never newer than its node")
+        };
+        for child in self.children.iter().flatten() {
             match child {
                 Child::Leaf {
                     key_hash,
@@ -192,66 +228,139 @@ impl Node {
                     value_version,
                     ..
                 } => {
-                    out.push(0);
                     out.extend_from_slice(key_hash);
                     out.extend_from_slice(value_hash);
-                    out.extend_from_slice(&value_version.to_be_bytes());
+                    put_varint(out, age(*value_version));
                 }
-                Child::Node { hash, version } => {
-                    out.push(1);
+                Child::Node {
+                    hash,
+                    version: child_version,
+                } => {
                     out.extend_from_slice(hash);
-                    out.extend_from_slice(&version.to_be_bytes());
+                    put_varint(out, age(*child_version));
                 }
             }
         }
-        out[start..start + 2].copy_from_slice(&bitmap.to_be_bytes());
     }
 
-    /// Decodes [`Node::encode`]'s output; `None` if malformed.
-    pub fn decode(bytes: &[u8]) -> Option<Node> {
-        let bitmap = u16::from_be_bytes(bytes.get(..2)?.try_into().ok()?);
-        let mut rest = &bytes[2..];
+    /// Decodes [`Node::encode`]'s output for a node written at `version`;
+    /// `None` unless it is exactly what [`Node::encode`] writes.
+    pub fn decode(bytes: &[u8], version: u64) -> Option<Node> {
+        let present = u16::from_be_bytes(bytes.get(..2)?.try_into().ok()?);
+        let leaves = u16::from_be_bytes(bytes.get(2..4)?.try_into().ok()?);
+        if leaves & !present != 0 {
+            return None;
+        }
+        let mut rest = &bytes[4..];
+        fn take_hash(rest: &mut &[u8]) -> Option<Hash> {
+            let (hash, tail) = rest.split_first_chunk::<32>()?;
+            *rest = tail;
+            Some(*hash)
+        }
         let mut node = Node::default();
         for idx in 0..16 {
-            if bitmap & (1 << idx) == 0 {
+            if present & (1 << idx) == 0 {
                 continue;
             }
-            let (&tag, tail) = rest.split_first()?;
-            node.children[idx] = Some(match tag {
-                0 => {
-                    let key_hash = tail.get(..32)?.try_into().ok()?;
-                    let value_hash = tail.get(32..64)?.try_into().ok()?;
-                    let value_version = u64::from_be_bytes(tail.get(64..72)?.try_into().ok()?);
-                    rest = &tail[72..];
-                    Child::leaf(key_hash, value_hash, value_version)
+            node.children[idx] = Some(if leaves & (1 << idx) != 0 {
+                let key_hash = take_hash(&mut rest)?;
+                let value_hash = take_hash(&mut rest)?;
+                let value_version = version.checked_sub(take_varint(&mut rest)?)?;
+                Child::leaf(key_hash, value_hash, value_version)
+            } else {
+                let hash = take_hash(&mut rest)?;
+                let child_version = version.checked_sub(take_varint(&mut rest)?)?;
+                Child::Node {
+                    hash,
+                    version: child_version,
                 }
-                1 => {
-                    let hash = tail.get(..32)?.try_into().ok()?;
-                    let version = u64::from_be_bytes(tail.get(32..40)?.try_into().ok()?);
-                    rest = &tail[40..];
-                    Child::Node { hash, version }
-                }
-                _ => return None,
             });
         }
         rest.is_empty().then_some(node)
     }
 }
 
+/// Longest encoding of a node: bitmaps, and sixteen leaves with the
+/// longest version ages.
+pub const NODE_ENCODED_BYTES_MAX: usize = 4 + 16 * (64 + VARINT_BYTES_MAX);
+
+/// Longest LEB128 encoding of a `u64`.
+const VARINT_BYTES_MAX: usize = 10;
+
+/// Appends `value` in LEB128: seven bits a byte, low first, the high bit
+/// set on all bytes but the last.
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// Takes a LEB128 `u64` from the front of `bytes`; `None` if it is cut
+/// short, too long for a `u64`, or not the shortest encoding.
+fn take_varint(bytes: &mut &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    for (idx, &byte) in bytes.iter().enumerate().take(VARINT_BYTES_MAX) {
+        let bits = u64::from(byte & 0x7f);
+        let shift = 7 * idx as u32;
+        if shift == 63 && bits > 1 {
+            return None;
+        }
+        value |= bits << shift;
+        if byte & 0x80 == 0 {
+            // A zero last byte after others is an overlong encoding.
+            if idx > 0 && byte == 0 {
+                return None;
+            }
+            *bytes = &bytes[idx + 1..];
+            return Some(value);
+        }
+    }
+    None
+}
+
 /// Where a node is stored: the version it was written at and its path of
 /// nibbles from the root.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// A plain value (no allocation): the path is kept packed two nibbles to a
+/// byte, the unused low nibble of an odd-length path and the bytes past it
+/// zero, so that equal paths are equal keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct NodeKey {
     /// Version the node was written at.
     pub version: u64,
-    /// Nibbles from the root.
-    pub path: Vec<u8>,
+    len: u8,
+    packed: [u8; DEPTH_NIBBLES_MAX / 2],
 }
 
 impl NodeKey {
+    /// The key of the node at `path` (nibbles from the root, each below 16,
+    /// at most [`DEPTH_NIBBLES_MAX`]) written at `version`.
+    pub fn new(version: u64, path: &[u8]) -> NodeKey {
+        assert!(path.len() <= DEPTH_NIBBLES_MAX, "node path too long");
+        let mut packed = [0; DEPTH_NIBBLES_MAX / 2];
+        for (idx, nibble) in path.iter().enumerate() {
+            debug_assert!(*nibble < 16, "a nibble is below 16");
+            packed[idx / 2] |= (nibble & 0x0f) << if idx % 2 == 0 { 4 } else { 0 };
+        }
+        NodeKey {
+            version,
+            len: path.len() as u8,
+            packed,
+        }
+    }
+
+    /// Nibbles from the root.
+    pub fn path(&self) -> Vec<u8> {
+        (0..self.len as usize)
+            .map(|idx| nibble(&self.packed, idx))
+            .collect()
+    }
+
     /// Storage encoding: version (big-endian), path length, packed nibbles.
     pub fn encode(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(9 + self.path.len().div_ceil(2));
+        let mut bytes = Vec::with_capacity(9 + DEPTH_NIBBLES_MAX / 2);
         self.encode_into(&mut bytes);
         bytes
     }
@@ -259,40 +368,35 @@ impl NodeKey {
     /// [`NodeKey::encode`], appended to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.version.to_be_bytes());
-        out.push(self.path.len() as u8);
-        for pair in self.path.chunks(2) {
-            out.push(pair[0] << 4 | pair.get(1).copied().unwrap_or(0));
-        }
+        out.push(self.len);
+        out.extend_from_slice(&self.packed[..(self.len as usize).div_ceil(2)]);
     }
 
     /// The order of the encodings (version, then path length, then path),
     /// without encoding.
     pub fn cmp_encoded(&self, other: &NodeKey) -> std::cmp::Ordering {
-        (self.version, self.path.len(), &self.path).cmp(&(
-            other.version,
-            other.path.len(),
-            &other.path,
-        ))
+        (self.version, self.len, &self.packed).cmp(&(other.version, other.len, &other.packed))
     }
 
-    /// Decodes [`NodeKey::encode`]'s output.
+    /// Decodes [`NodeKey::encode`]'s output; `None` unless it is exactly
+    /// what [`NodeKey::encode`] writes.
     pub fn decode(bytes: &[u8]) -> Option<NodeKey> {
         let version = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
-        let len = *bytes.get(8)? as usize;
+        let len = *bytes.get(8)?;
         let packed = bytes.get(9..)?;
-        if len > DEPTH_NIBBLES_MAX || packed.len() != len.div_ceil(2) {
+        if len as usize > DEPTH_NIBBLES_MAX
+            || packed.len() != (len as usize).div_ceil(2)
+            || (len % 2 == 1 && packed[packed.len() - 1] & 0x0f != 0)
+        {
             return None;
         }
-        let path = (0..len)
-            .map(|idx| {
-                if idx % 2 == 0 {
-                    packed[idx / 2] >> 4
-                } else {
-                    packed[idx / 2] & 0x0f
-                }
-            })
-            .collect();
-        Some(NodeKey { version, path })
+        let mut key = NodeKey {
+            version,
+            len,
+            packed: [0; DEPTH_NIBBLES_MAX / 2],
+        };
+        key.packed[..packed.len()].copy_from_slice(packed);
+        Some(key)
     }
 }
 
@@ -311,8 +415,8 @@ pub struct NewNode {
     pub key: NodeKey,
     /// The node.
     pub node: Arc<Node>,
-    /// Its storage encoding ([`Node::encode`]), made where the node was
-    /// (on the update's threads).
+    /// Its storage encoding ([`Node::encode`] at the key's version), made
+    /// where the node was (on the update's threads).
     pub bytes: Vec<u8>,
 }
 
@@ -487,10 +591,7 @@ where
     /// A copy of the stored node at `path` written at `version`, to be
     /// changed and stored anew; the stored one is recorded as stale.
     fn replace(&mut self, version: u64, path: &[u8]) -> Result<Node, R::Error> {
-        let key = NodeKey {
-            version,
-            path: path.to_vec(),
-        };
+        let key = NodeKey::new(version, path);
         let node = (*self.reader.node(&key)?).clone();
         self.out.stale_nodes.push(key);
         Ok(node)
@@ -586,12 +687,9 @@ where
 
     fn store(&mut self, path: &[u8], node: Node) -> Child {
         let hash = node.hash();
-        let bytes = node.encode();
+        let bytes = node.encode(self.version);
         self.out.new_nodes.push(NewNode {
-            key: NodeKey {
-                version: self.version,
-                path: path.to_vec(),
-            },
+            key: NodeKey::new(self.version, path),
             node: Arc::new(node),
             bytes,
         });
@@ -742,6 +840,19 @@ mod tests {
     }
 
     #[test]
+    fn hash_keys_are_derived_as_documented() {
+        assert_eq!(
+            LEAF_KEY,
+            blake3::derive_key("stele state tree v2 leaf", b"")
+        );
+        assert_eq!(
+            INTERNAL_KEY,
+            blake3::derive_key("stele state tree v2 internal", b"")
+        );
+        assert_ne!(LEAF_KEY, INTERNAL_KEY);
+    }
+
+    #[test]
     fn empty_and_single_trees() {
         assert_eq!(root_of(&[]), EMPTY);
         let (k, v) = kv(1);
@@ -770,17 +881,67 @@ mod tests {
             hash: [3; 32],
             version: 99,
         });
-        assert_eq!(Node::decode(&node.encode()), Some(node.clone()));
-        assert_eq!(Node::decode(&node.encode()[1..]), None);
-        let key = NodeKey {
-            version: 7,
-            path: vec![1, 15, 3],
-        };
-        assert_eq!(NodeKey::decode(&key.encode()), Some(key));
+        for version in [99, 100, 227, 1 << 40, u64::MAX] {
+            let bytes = node.encode(version);
+            assert_eq!(Node::decode(&bytes, version), Some(node.clone()));
+            assert_eq!(Node::decode(&bytes[1..], version), None);
+            assert_eq!(Node::decode(&bytes[..bytes.len() - 1], version), None);
+            // Read as a node of version 0, the leaf would be older than
+            // version 0.
+            assert_eq!(Node::decode(&bytes, 0), None);
+        }
+        // Ages take a byte below 128: bitmaps, 64 + 1 and 32 + 1 bytes.
+        assert_eq!(node.encode(100).len(), 4 + 65 + 33);
+        // A leaf bit on an absent child, and trailing bytes, are refused.
+        let mut bytes = node.encode(100);
+        bytes[3] |= 1;
+        assert_eq!(Node::decode(&bytes, 100), None);
+        let mut bytes = node.encode(100);
+        bytes.push(0);
+        assert_eq!(Node::decode(&bytes, 100), None);
         // Appending encodes the same bytes after what is there.
         let mut out = vec![9];
-        node.encode_into(&mut out);
-        assert_eq!(out[1..], node.encode()[..]);
+        node.encode_into(100, &mut out);
+        assert_eq!(out[1..], node.encode(100)[..]);
+        // The longest encoding fits the bound.
+        let mut full = Node::default();
+        for slot in full.children.iter_mut() {
+            *slot = Some(Child::leaf([7; 32], [8; 32], 0));
+        }
+        assert_eq!(full.encode(u64::MAX).len(), NODE_ENCODED_BYTES_MAX);
+    }
+
+    #[test]
+    fn varints_round_trip_and_refuse_overlong_or_cut_encodings() {
+        for value in [0u64, 1, 127, 128, 300, 1 << 35, u64::MAX - 1, u64::MAX] {
+            let mut bytes = Vec::new();
+            put_varint(&mut bytes, value);
+            let mut rest = &bytes[..];
+            assert_eq!(take_varint(&mut rest), Some(value));
+            assert!(rest.is_empty());
+            let mut cut = &bytes[..bytes.len() - 1];
+            assert_eq!(take_varint(&mut cut), None, "{value} cut short");
+        }
+        // 0 as two bytes; 2^64 (a tenth byte above 1); eleven bytes.
+        for bad in [
+            &[0x80, 0x00][..],
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02],
+            &[0x80; 11],
+        ] {
+            let mut rest = bad;
+            assert_eq!(take_varint(&mut rest), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn node_keys_round_trip() {
+        let key = NodeKey::new(7, &[1, 15, 3]);
+        assert_eq!(key.path(), vec![1, 15, 3]);
+        assert_eq!(NodeKey::decode(&key.encode()), Some(key));
+        // A stray low nibble after an odd-length path is not an encoding.
+        let mut stray = key.encode();
+        *stray.last_mut().unwrap() |= 1;
+        assert_eq!(NodeKey::decode(&stray), None);
     }
 
     #[test]
@@ -797,7 +958,7 @@ mod tests {
                 vec![15, 15, 15],
                 vec![1, 2, 3, 4],
             ] {
-                keys.push(NodeKey { version, path });
+                keys.push(NodeKey::new(version, &path));
             }
         }
         for a in &keys {

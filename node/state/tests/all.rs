@@ -333,6 +333,47 @@ fn reopening_recovers_the_committed_state() {
     assert_eq!(state.root(), model_root(&model(6)));
 }
 
+#[test]
+fn a_database_in_another_format_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = {
+        let state = StateDb::open(config(&dir, Retention::Window(10))).unwrap();
+        state.commit(1, &block(1)).unwrap()
+    };
+    let path = dir.path().join("state");
+    let cfs = ["flat", "history", "nodes", "roots", "stale", "meta"];
+    let set_format = |format: Option<u32>| {
+        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), &path, cfs).unwrap();
+        let meta = db.cf_handle("meta").unwrap();
+        match format {
+            Some(format) => db.put_cf(meta, b"format", format.to_be_bytes()).unwrap(),
+            None => db.delete_cf(meta, b"format").unwrap(),
+        }
+    };
+    // A database from before the marker (format 1), and one from a newer
+    // build: both refused with both formats named.
+    for (format, found) in [(None, 1), (Some(stele_state::STATE_FORMAT + 1), 3)] {
+        set_format(format);
+        let refused = StateDb::open(config(&dir, Retention::Window(10)));
+        match refused {
+            Err(error @ StateError::Format { .. }) => {
+                assert_eq!(
+                    error.to_string(),
+                    format!(
+                        "the state database is in format {found}, this build reads format 2; \
+                         start from a new data directory"
+                    )
+                );
+            }
+            other => panic!("expected a format error, got {:?}", other.map(|_| ())),
+        }
+    }
+    // Refusing wrote nothing: with the marker back, the data is all there.
+    set_format(Some(stele_state::STATE_FORMAT));
+    let state = StateDb::open(config(&dir, Retention::Window(10))).unwrap();
+    assert_eq!((state.latest_version(), state.root()), (Some(1), root));
+}
+
 /// Hostile item 22: SIGKILL at random points while committing. Every
 /// restart recovers exactly the last committed version, with the same
 /// root and contents. `STELE_CRASH_ITERATIONS` raises the count (see
