@@ -195,8 +195,23 @@ impl Node {
     /// # Panics
     /// If a child is newer than `version`.
     pub fn encode(&self, version: u64) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(NODE_ENCODED_BYTES_MAX);
+        // Allocated at its exact size: most nodes are then small enough for
+        // the allocator's fast paths, which a worst-case reservation is not.
+        let len = 4 + self
+            .children
+            .iter()
+            .flatten()
+            .map(|child| match child {
+                Child::Leaf { value_version, .. } => 64 + varint_len(version - value_version),
+                Child::Node {
+                    version: child_version,
+                    ..
+                } => 32 + varint_len(version - child_version),
+            })
+            .sum::<usize>();
+        let mut bytes = Vec::with_capacity(len);
         self.encode_into(version, &mut bytes);
+        debug_assert_eq!(bytes.len(), len);
         bytes
     }
 
@@ -286,6 +301,11 @@ pub const NODE_ENCODED_BYTES_MAX: usize = 4 + 16 * (64 + VARINT_BYTES_MAX);
 
 /// Longest LEB128 encoding of a `u64`.
 const VARINT_BYTES_MAX: usize = 10;
+
+/// Bytes of `value` in LEB128.
+fn varint_len(value: u64) -> usize {
+    (64 - value.leading_zeros() as usize).max(1).div_ceil(7)
+}
 
 /// Appends `value` in LEB128: seven bits a byte, low first, the high bit
 /// set on all bytes but the last.
@@ -916,6 +936,7 @@ mod tests {
         for value in [0u64, 1, 127, 128, 300, 1 << 35, u64::MAX - 1, u64::MAX] {
             let mut bytes = Vec::new();
             put_varint(&mut bytes, value);
+            assert_eq!(bytes.len(), varint_len(value), "{value}");
             let mut rest = &bytes[..];
             assert_eq!(take_varint(&mut rest), Some(value));
             assert!(rest.is_empty());
