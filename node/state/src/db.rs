@@ -277,6 +277,10 @@ impl StateDb {
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.increase_parallelism(2);
+        // Flushes and compactions write whole files that are read back
+        // through the block cache: copying them through the page cache
+        // costs a core a good part of its time under a steady commit load.
+        options.set_use_direct_io_for_flush_and_compaction(true);
         let descriptors: Vec<_> = COLUMN_FAMILIES
             .iter()
             .map(|name| column_family(name))
@@ -598,13 +602,11 @@ impl StateDb {
         // version that was never committed outlives it.
         let written = std::thread::scope(|scope| {
             let cached = scope.spawn(|| {
-                let mut cache = self
-                    .nodes
-                    .lock()
-                    .unwrap_or_else(|poison| poison.into_inner());
-                // Superseded nodes leave the cache (reads of past versions
-                // find them on disk), so that it holds the live tree rather
-                // than its history.
+                let mut cache = self.node_cache();
+                // Superseded nodes left the cache as the update took them
+                // (reads of past versions find them on disk), so that it
+                // holds the live tree rather than its history; a read that
+                // loaded one again since is dropped here.
                 for key in &stale_nodes {
                     cache.pop(key);
                 }
@@ -619,10 +621,7 @@ impl StateDb {
             written
         });
         if let Err(error) = written {
-            self.nodes
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner())
-                .clear();
+            self.node_cache().clear();
             return Err(error.into());
         }
         self.values.commit(writes);
@@ -729,31 +728,44 @@ impl StateDb {
     }
 }
 
-impl NodeReader for StateDb {
-    type Error = StateError;
-
-    fn node(&self, key: &NodeKey) -> Result<Arc<Node>, StateError> {
-        if let Some(node) = self
-            .nodes
+impl StateDb {
+    fn node_cache(&self) -> std::sync::MutexGuard<'_, LruCache<NodeKey, Arc<Node>>> {
+        self.nodes
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
-            .get(key)
-        {
-            return Ok(node.clone());
-        }
+    }
+
+    /// The stored node at `key`, from RocksDB.
+    fn stored_node(&self, key: &NodeKey) -> Result<Arc<Node>, StateError> {
         let bytes = self
             .db
             .get_cf(self.cf(CF_NODES), key.encode())?
             .ok_or_else(|| StateError::Corrupt(format!("missing tree node {key:?}")))?;
-        let node = Arc::new(
-            Node::decode(&bytes, key.version)
-                .ok_or_else(|| StateError::Corrupt(format!("tree node {key:?}")))?,
-        );
-        self.nodes
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .put(*key, node.clone());
+        Ok(Arc::new(Node::decode(&bytes, key.version).ok_or_else(
+            || StateError::Corrupt(format!("tree node {key:?}")),
+        )?))
+    }
+}
+
+impl NodeReader for StateDb {
+    type Error = StateError;
+
+    fn node(&self, key: &NodeKey) -> Result<Arc<Node>, StateError> {
+        if let Some(node) = self.node_cache().get(key) {
+            return Ok(node.clone());
+        }
+        let node = self.stored_node(key)?;
+        self.node_cache().put(*key, node.clone());
         Ok(node)
+    }
+
+    /// Takes the node out of the cache: the commit replaces it (and if the
+    /// commit fails, the node is still on disk).
+    fn take_node(&self, key: &NodeKey) -> Result<Arc<Node>, StateError> {
+        match self.node_cache().pop(key) {
+            Some(node) => Ok(node),
+            None => self.stored_node(key),
+        }
     }
 }
 

@@ -426,6 +426,14 @@ pub trait NodeReader {
     type Error;
     /// The node at `key`; an error if it is missing (a corrupt store).
     fn node(&self, key: &NodeKey) -> Result<Arc<Node>, Self::Error>;
+
+    /// The node at `key`, which an update is about to replace: a reader
+    /// with a cache may hand its entry over (remove it), so that the update
+    /// changes the node in place rather than copying it. By default,
+    /// [`NodeReader::node`].
+    fn take_node(&self, key: &NodeKey) -> Result<Arc<Node>, Self::Error> {
+        self.node(key)
+    }
 }
 
 /// A node an update wrote.
@@ -547,8 +555,9 @@ where
         updates: &[(Hash, Option<Hash>)],
     ) -> Result<Option<Child>, R::Error> {
         let mut node = self.replace(root_version, &[])?;
+        let children = &mut Arc::make_mut(&mut node).children;
         let shares: Vec<Share<'_>> = by_nibble(updates, 0, |(key, _)| key)
-            .map(|(idx, run)| (idx, node.children[idx as usize].take(), run))
+            .map(|(idx, run)| (idx, children[idx as usize].take(), run))
             .collect();
         // Runs of consecutive subtrees with about equal numbers of updates.
         let threads = std::thread::available_parallelism()
@@ -602,17 +611,18 @@ where
             self.out.stale_nodes.extend(out.stale_nodes);
             self.out.replaced.extend(out.replaced);
             for (idx, child) in children {
-                node.children[idx as usize] = child;
+                Arc::make_mut(&mut node).children[idx as usize] = child;
             }
         }
         Ok(self.finish(&[], node))
     }
 
-    /// A copy of the stored node at `path` written at `version`, to be
-    /// changed and stored anew; the stored one is recorded as stale.
-    fn replace(&mut self, version: u64, path: &[u8]) -> Result<Node, R::Error> {
+    /// The stored node at `path` written at `version`, to be changed (in
+    /// place when nothing else holds it, see [`Arc::make_mut`]) and stored
+    /// anew; the stored one is recorded as stale.
+    fn replace(&mut self, version: u64, path: &[u8]) -> Result<Arc<Node>, R::Error> {
         let key = NodeKey::new(version, path);
-        let node = (*self.reader.node(&key)?).clone();
+        let node = self.reader.take_node(&key)?;
         self.out.stale_nodes.push(key);
         Ok(node)
     }
@@ -655,8 +665,9 @@ where
                 let mut node = self.replace(version, path)?;
                 for (idx, run) in by_nibble(updates, depth, |(key, _)| key) {
                     path.push(idx);
-                    let slot = node.children[idx as usize].take();
-                    node.children[idx as usize] = self.subtree(slot, path, run)?;
+                    let slot = Arc::make_mut(&mut node).children[idx as usize].take();
+                    let child = self.subtree(slot, path, run)?;
+                    Arc::make_mut(&mut node).children[idx as usize] = child;
                     path.pop();
                 }
                 Ok(self.finish(path, node))
@@ -684,14 +695,14 @@ where
                     node.children[idx as usize] = self.build(path, run);
                     path.pop();
                 }
-                self.finish(path, node)
+                self.finish(path, Arc::new(node))
             }
         }
     }
 
     /// Stores `node` at `path`, or collapses it: no children means no
     /// subtree, and a single leaf moves up into the parent.
-    fn finish(&mut self, path: &[u8], node: Node) -> Option<Child> {
+    fn finish(&mut self, path: &[u8], node: Arc<Node>) -> Option<Child> {
         match node.n_children() {
             0 => None,
             1 => {
@@ -705,12 +716,12 @@ where
         }
     }
 
-    fn store(&mut self, path: &[u8], node: Node) -> Child {
+    fn store(&mut self, path: &[u8], node: Arc<Node>) -> Child {
         let hash = node.hash();
         let bytes = node.encode(self.version);
         self.out.new_nodes.push(NewNode {
             key: NodeKey::new(self.version, path),
-            node: Arc::new(node),
+            node,
             bytes,
         });
         Child::Node {
