@@ -167,6 +167,12 @@ pub enum StateError {
 /// The writes of one block: key → new value, or `None` to remove.
 pub type WriteSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
+/// A key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// A write with its key hash: `(blake3(key), key, new value or None)`.
+type HashedWrite<'a> = (Hash, &'a [u8], Option<&'a [u8]>);
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Meta {
     latest: Option<u64>,
@@ -445,11 +451,7 @@ impl StateDb {
     }
 
     /// The first latest entry with key `>= start` that starts with `prefix`.
-    pub fn next(
-        &self,
-        start: &[u8],
-        prefix: &[u8],
-    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StateError> {
+    pub fn next(&self, start: &[u8], prefix: &[u8]) -> Result<Option<KeyValue>, StateError> {
         let start = start.max(prefix);
         let mut read = ReadOptions::default();
         read.set_prefix_same_as_start(false);
@@ -494,7 +496,7 @@ impl StateDb {
         }
         // The writes in key order (as given) with their key hashes, and
         // their order by key hash (the tree's, and the history's).
-        let entries: Vec<(Hash, &[u8], Option<&[u8]>)> = writes
+        let entries: Vec<HashedWrite<'_>> = writes
             .iter()
             .map(|(key, value)| (key_hash(key), key.as_slice(), value.as_deref()))
             .collect();
@@ -707,7 +709,7 @@ impl StateDb {
     }
 
     /// Every latest entry, in key order (for tests and recovery checks).
-    pub fn entries(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    pub fn entries(&self) -> Result<Vec<KeyValue>, StateError> {
         let mut entries = Vec::new();
         for entry in self.db.iterator_cf(self.cf(CF_FLAT), IteratorMode::Start) {
             let (key, value) = entry?;
@@ -795,11 +797,7 @@ impl<'a> Overlay<'a> {
 
     /// The first live entry with key `>= start` starting with `prefix`,
     /// overlay over state.
-    pub fn next(
-        &self,
-        start: &[u8],
-        prefix: &[u8],
-    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StateError> {
+    pub fn next(&self, start: &[u8], prefix: &[u8]) -> Result<Option<KeyValue>, StateError> {
         let mut cursor = start.max(prefix).to_vec();
         loop {
             let below = self.state.next(&cursor, prefix)?;

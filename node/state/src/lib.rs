@@ -23,6 +23,8 @@ pub mod proof;
 pub mod tree;
 
 #[cfg(feature = "db")]
-pub use db::{Overlay, Retention, STATE_FORMAT, StateConfig, StateDb, StateError, WriteSet};
+pub use db::{
+    KeyValue, Overlay, Retention, STATE_FORMAT, StateConfig, StateDb, StateError, WriteSet,
+};
 pub use proof::{Proof, ProofError, Terminal};
 pub use tree::{EMPTY, Hash};

@@ -60,7 +60,7 @@ impl Proof {
     /// tree with root `root`.
     pub fn verify(&self, root: &Hash, key: &[u8], value: Option<&[u8]>) -> Result<(), ProofError> {
         let n_bits = self.siblings.len();
-        if n_bits % 4 != 0 || n_bits > PROOF_SIBLINGS_MAX {
+        if !n_bits.is_multiple_of(4) || n_bits > PROOF_SIBLINGS_MAX {
             return Err(ProofError::BadLength(n_bits));
         }
         let key_hash = key_hash(key);
@@ -140,7 +140,7 @@ impl Proof {
                 .try_into()
                 .expect("2 bytes"),
         ) as usize;
-        if n_bits % 4 != 0 || n_bits > PROOF_SIBLINGS_MAX {
+        if !n_bits.is_multiple_of(4) || n_bits > PROOF_SIBLINGS_MAX {
             return Err(ProofError::BadLength(n_bits));
         }
         let bitmap = bytes

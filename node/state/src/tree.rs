@@ -80,7 +80,7 @@ pub fn internal_hash(left: &Hash, right: &Hash) -> Hash {
 /// The `depth`-th nibble of a key hash.
 pub fn nibble(hash: &Hash, depth: usize) -> u8 {
     let byte = hash[depth / 2];
-    if depth % 2 == 0 {
+    if depth.is_multiple_of(2) {
         byte >> 4
     } else {
         byte & 0x0f

@@ -29,14 +29,14 @@ pub const WRITES_PER_LARGE_BLOCK: usize = 800;
 pub fn block(version: u64) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
     let mut rng = Rng(version.wrapping_mul(0x2545_f491_4f6c_dd1d));
     let mut writes = BTreeMap::new();
-    let draws = if version % 3 == 0 {
+    let draws = if version.is_multiple_of(3) {
         WRITES_PER_LARGE_BLOCK
     } else {
         WRITES_PER_BLOCK
     };
     for _ in 0..draws {
         let key = format!("key-{:05}", rng.next() % KEY_SPACE).into_bytes();
-        let value = if rng.next() % 5 == 0 {
+        let value = if rng.next().is_multiple_of(5) {
             None
         } else {
             let len = 20 + (rng.next() % 80) as usize;
