@@ -128,6 +128,33 @@ impl Child {
         }
     }
 
+    /// The version stored with the child: a leaf's value version, a node's
+    /// version.
+    fn stored_version(&self) -> u64 {
+        match self {
+            Child::Leaf { value_version, .. } => *value_version,
+            Child::Node { version, .. } => *version,
+        }
+    }
+
+    /// How many versions older than a node written at `version` the child
+    /// is, as [`Node::encode`] stores it.
+    fn age(&self, version: u64) -> u64 {
+        version
+            .checked_sub(self.stored_version())
+            .expect("a child is never newer than its node")
+    }
+
+    /// Bytes of the child in [`Node::encode`] for a node written at
+    /// `version`: its hashes and its age.
+    fn encoded_len(&self, version: u64) -> usize {
+        let hashes = match self {
+            Child::Leaf { .. } => 64,
+            Child::Node { .. } => 32,
+        };
+        hashes + varint_len(self.age(version))
+    }
+
     /// The hash this child contributes to its parent.
     pub fn hash(&self) -> Hash {
         match self {
@@ -201,13 +228,7 @@ impl Node {
             .children
             .iter()
             .flatten()
-            .map(|child| match child {
-                Child::Leaf { value_version, .. } => 64 + varint_len(version - value_version),
-                Child::Node {
-                    version: child_version,
-                    ..
-                } => 32 + varint_len(version - child_version),
-            })
+            .map(|child| child.encoded_len(version))
             .sum::<usize>();
         let mut bytes = Vec::with_capacity(len);
         self.encode_into(version, &mut bytes);
@@ -230,31 +251,19 @@ impl Node {
         }
         out.extend_from_slice(&present.to_be_bytes());
         out.extend_from_slice(&leaves.to_be_bytes());
-        let age = |child_version: u64| {
-            version
-                .checked_sub(child_version)
-                .expect("a child is never newer than its node")
-        };
         for child in self.children.iter().flatten() {
             match child {
                 Child::Leaf {
                     key_hash,
                     value_hash,
-                    value_version,
                     ..
                 } => {
                     out.extend_from_slice(key_hash);
                     out.extend_from_slice(value_hash);
-                    put_varint(out, age(*value_version));
                 }
-                Child::Node {
-                    hash,
-                    version: child_version,
-                } => {
-                    out.extend_from_slice(hash);
-                    put_varint(out, age(*child_version));
-                }
+                Child::Node { hash, .. } => out.extend_from_slice(hash),
             }
+            put_varint(out, child.age(version));
         }
     }
 
