@@ -579,11 +579,8 @@ impl StateDb {
             batch.put_cf(self.cf(CF_STALE), version.to_be_bytes(), stale.into_bytes());
         }
         let root = update.root;
-        batch.put_cf(
-            self.cf(CF_ROOTS),
-            version.to_be_bytes(),
-            encode_root(&root, version),
-        );
+        let root_bytes = encode_root(&root, version);
+        batch.put_cf(self.cf(CF_ROOTS), version.to_be_bytes(), &root_bytes);
         let oldest = match (self.config.retention, meta.latest) {
             (_, None) => version,
             (Retention::Archive, Some(_)) => meta.oldest,
@@ -595,7 +592,7 @@ impl StateDb {
         let mut latest = Vec::with_capacity(16 + 80);
         latest.extend_from_slice(&version.to_be_bytes());
         latest.extend_from_slice(&oldest.to_be_bytes());
-        latest.extend_from_slice(&encode_root(&root, version));
+        latest.extend_from_slice(&root_bytes);
         batch.put_cf(self.cf(CF_META), META_LATEST, latest);
 
         let mut options = WriteOptions::default();
