@@ -37,7 +37,7 @@ impl CallError {
     pub fn bad_reply() -> Self {
         CallError {
             status: stele_host_api::status::CALLEE_FAILED,
-            message: "reply does not decode".into(),
+            message: crate::codec::string("reply does not decode"),
         }
     }
 }

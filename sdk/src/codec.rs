@@ -22,7 +22,16 @@
 //! refused if non-empty).
 //!
 //! `#[data]` implements both traits for a contract's own structs and enums.
+//!
+//! Buffers grow through [`put`], [`push`], [`copy`] and [`string`] rather than `Vec`'s
+//! own `push`, `extend_from_slice` and `to_vec`: those reach `alloc`'s
+//! allocation-failure handler, which formats the failed size with
+//! `core::fmt` (about 3 KB in every contract, and stable Rust cannot
+//! replace the handler). Here a failed allocation aborts the call with the
+//! static message "out of memory". Hand-written `Encode` impls should use
+//! them too.
 
+use alloc::alloc::Layout;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
@@ -60,9 +69,13 @@ pub trait Decode: Sized {
         // A length is checked against the bytes left, but an element can
         // take more room in memory than in the input: reserve no more than
         // 4 KiB up front and let a genuine long list grow.
-        let mut items = Vec::with_capacity(len.min(4096 / core::mem::size_of::<Self>().max(1)));
+        let mut items = Vec::new();
+        reserve(
+            &mut items,
+            len.min(4096 / core::mem::size_of::<Self>().max(1)),
+        );
         for _ in 0..len {
-            items.push(Self::decode(input)?);
+            push(&mut items, Self::decode(input)?);
         }
         Some(items)
     }
@@ -126,7 +139,7 @@ macro_rules! integers {
     ($($ty:ty),*) => {$(
         impl Encode for $ty {
             fn encode(&self, out: &mut Vec<u8>) {
-                out.extend_from_slice(&self.to_le_bytes());
+                put(out, &self.to_le_bytes());
             }
         }
 
@@ -141,11 +154,11 @@ integers!(u16, u32, u64, u128, i8, i16, i32, i64, i128);
 
 impl Encode for u8 {
     fn encode(&self, out: &mut Vec<u8>) {
-        out.push(*self);
+        put(out, &[*self]);
     }
 
     fn encode_all(items: &[Self], out: &mut Vec<u8>) {
-        out.extend_from_slice(items);
+        put(out, items);
     }
 }
 
@@ -156,7 +169,7 @@ impl Decode for u8 {
     }
 
     fn decode_all(input: &mut Input<'_>, len: usize) -> Option<Vec<Self>> {
-        Some(input.take(len)?.to_vec())
+        Some(copy(input.take(len)?))
     }
 }
 
@@ -174,7 +187,7 @@ impl Decode for usize {
 
 impl Encode for bool {
     fn encode(&self, out: &mut Vec<u8>) {
-        out.push(u8::from(*self));
+        put(out, &[u8::from(*self)]);
     }
 }
 
@@ -218,7 +231,7 @@ impl Decode for String {
             return None;
         }
         // SAFETY: just checked.
-        Some(unsafe { String::from_utf8_unchecked(bytes.to_vec()) })
+        Some(unsafe { String::from_utf8_unchecked(copy(bytes)) })
     }
 }
 
@@ -301,9 +314,9 @@ impl<T: Decode, const N: usize> Decode for [T; N] {
 impl<T: Encode> Encode for Option<T> {
     fn encode(&self, out: &mut Vec<u8>) {
         match self {
-            None => out.push(0),
+            None => put(out, &[0]),
             Some(value) => {
-                out.push(1);
+                put(out, &[1]);
                 value.encode(out);
             }
         }
@@ -324,11 +337,11 @@ impl<T: Encode, E: Encode> Encode for Result<T, E> {
     fn encode(&self, out: &mut Vec<u8>) {
         match self {
             Err(error) => {
-                out.push(0);
+                put(out, &[0]);
                 error.encode(out);
             }
             Ok(value) => {
-                out.push(1);
+                put(out, &[1]);
                 value.encode(out);
             }
         }
@@ -444,7 +457,7 @@ macro_rules! hashes {
     ($($ty:ident),*) => {$(
         impl Encode for $ty {
             fn encode(&self, out: &mut Vec<u8>) {
-                out.extend_from_slice(&self.0);
+                put(out, &self.0);
             }
         }
 
@@ -456,3 +469,103 @@ macro_rules! hashes {
     )*};
 }
 hashes!(Address, CodeHash);
+
+/// Appends `bytes` to `out` (what `out.extend_from_slice(bytes)` does,
+/// without `alloc`'s growth and failure code).
+pub fn put(out: &mut Vec<u8>, bytes: &[u8]) {
+    reserve(out, bytes.len());
+    let len = out.len();
+    // SAFETY: `reserve` made room for `bytes` after the first `len` bytes,
+    // and `bytes` cannot overlap `out`'s spare capacity.
+    unsafe {
+        core::ptr::copy_nonoverlapping(bytes.as_ptr(), out.as_mut_ptr().add(len), bytes.len());
+        out.set_len(len + bytes.len());
+    }
+}
+
+/// Appends `item` to `items` (what `items.push(item)` does, without
+/// `alloc`'s growth and failure code).
+pub fn push<T>(items: &mut Vec<T>, item: T) {
+    reserve(items, 1);
+    let len = items.len();
+    // SAFETY: `reserve` made room for one more element.
+    unsafe {
+        items.as_mut_ptr().add(len).write(item);
+        items.set_len(len + 1);
+    }
+}
+
+/// A vector holding a copy of `bytes` (what `bytes.to_vec()` does, without
+/// `alloc`'s failure code).
+pub fn copy(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    put(&mut out, bytes);
+    out
+}
+
+/// A `String` holding a copy of `text` (what `String::from(text)` does,
+/// without `alloc`'s failure code).
+pub fn string(text: &str) -> String {
+    // SAFETY: a copy of a `str` is UTF-8.
+    unsafe { String::from_utf8_unchecked(copy(text.as_bytes())) }
+}
+
+/// Makes room for `extra` more elements in `items`, at least doubling its
+/// capacity when it grows.
+pub fn reserve<T>(items: &mut Vec<T>, extra: usize) {
+    // (Wrapping, not checked: the length never exceeds the capacity, and
+    // a panic path would bring its location text into every contract.)
+    let spare = items.capacity().wrapping_sub(items.len());
+    if extra > spare {
+        grow(items, extra);
+    }
+}
+
+#[inline(never)]
+fn grow<T>(items: &mut Vec<T>, extra: usize) {
+    // A zero-sized `T` never gets here: its capacity is `usize::MAX`.
+    let size = core::mem::size_of::<T>();
+    let align = core::mem::align_of::<T>();
+    let old_capacity = items.capacity();
+    let capacity = items
+        .len()
+        .checked_add(extra)
+        .map(|needed| needed.max(old_capacity.saturating_mul(2)).max(8));
+    let layout = capacity
+        .and_then(|capacity| capacity.checked_mul(size))
+        .and_then(|bytes| Layout::from_size_align(bytes, align).ok());
+    let (Some(capacity), Some(layout)) = (capacity, layout) else {
+        out_of_memory()
+    };
+    let mut old = core::mem::ManuallyDrop::new(core::mem::take(items));
+    // SAFETY: a non-zero capacity was allocated by the global allocator
+    // with `old_capacity * size` bytes at `align` (the `Vec` contract, so
+    // the product does not overflow);
+    // `layout` is non-zero-sized (capacity ≥ 8, size > 0).
+    let pointer = unsafe {
+        if old_capacity == 0 {
+            alloc::alloc::alloc(layout)
+        } else {
+            alloc::alloc::realloc(
+                old.as_mut_ptr().cast(),
+                Layout::from_size_align_unchecked(old_capacity.wrapping_mul(size), align),
+                layout.size(),
+            )
+        }
+    };
+    if pointer.is_null() {
+        out_of_memory();
+    }
+    // SAFETY: `pointer` holds `capacity` elements' worth of bytes from the
+    // global allocator at `T`'s alignment, the first `len` of them moved
+    // from the old buffer, which is no longer used.
+    *items = unsafe { Vec::from_raw_parts(pointer.cast(), old.len(), capacity) };
+}
+
+#[cold]
+fn out_of_memory() -> ! {
+    #[cfg(target_arch = "wasm32")]
+    crate::env::abort("out of memory");
+    #[cfg(not(target_arch = "wasm32"))]
+    panic!("out of memory");
+}

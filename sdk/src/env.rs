@@ -78,11 +78,24 @@ pub fn input_len() -> usize {
 /// # Safety
 /// `fill` must write exactly `len` bytes.
 unsafe fn filled(len: usize, fill: impl FnOnce(*mut u8)) -> Vec<u8> {
-    let mut buffer = Vec::with_capacity(len);
+    let mut buffer = Vec::new();
+    crate::codec::reserve(&mut buffer, len);
     fill(buffer.as_mut_ptr());
     // SAFETY: the caller's `fill` wrote `len` bytes into the capacity.
     unsafe { buffer.set_len(len) };
     buffer
+}
+
+/// The `N` bytes that `fill` writes to the pointer it gets, without
+/// zeroing them first.
+///
+/// # Safety
+/// `fill` must write exactly `N` bytes.
+unsafe fn written<const N: usize>(fill: impl FnOnce(*mut u8)) -> [u8; N] {
+    let mut bytes = core::mem::MaybeUninit::<[u8; N]>::uninit();
+    fill(bytes.as_mut_ptr().cast());
+    // SAFETY: the caller's `fill` wrote all `N` bytes.
+    unsafe { bytes.assume_init() }
 }
 
 /// The call's raw input.
@@ -115,22 +128,25 @@ pub fn log(message: &str) {
 
 /// Reads a raw storage value.
 pub fn storage_read(key: &[u8]) -> Option<Vec<u8>> {
-    let mut buffer = [0u8; 256];
+    // Not zeroed: the host writes what is read back.
+    let mut buffer = core::mem::MaybeUninit::<[u8; 256]>::uninit();
     // SAFETY: the host writes at most `cap` bytes to `dst`.
     let len = unsafe {
         sys::storage_read(
             key.as_ptr(),
             key.len() as i32,
-            buffer.as_mut_ptr(),
-            buffer.len() as i32,
+            buffer.as_mut_ptr().cast(),
+            256,
         )
     };
     if len < 0 {
         return None;
     }
     let len = len as usize;
-    if len <= buffer.len() {
-        return Some(buffer[..len].to_vec());
+    if len <= 256 {
+        // SAFETY: a value that fits was written whole: `len` bytes.
+        let value = unsafe { core::slice::from_raw_parts(buffer.as_ptr().cast::<u8>(), len) };
+        return Some(crate::codec::copy(value));
     }
     // SAFETY: the host writes the whole value into a buffer of its size.
     let value = unsafe {
@@ -198,39 +214,31 @@ pub fn storage_next(prefix: &[u8], start: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     // `key_len (u32 LE) ‖ key ‖ value`, as the host writes it.
     let (key_len, rest) = entry.split_first_chunk::<4>()?;
     let (key, value) = rest.split_at_checked(u32::from_le_bytes(*key_len) as usize)?;
-    Some((key.to_vec(), value.to_vec()))
+    Some((crate::codec::copy(key), crate::codec::copy(value)))
 }
 
 /// The address that called this contract: an account, or another contract.
 pub fn caller() -> Address {
-    let mut bytes = [0u8; limits::ADDRESS_BYTES];
     // SAFETY: the host writes exactly 32 bytes.
-    unsafe { sys::caller(bytes.as_mut_ptr()) };
-    Address(bytes)
+    Address(unsafe { written(|dst| sys::caller(dst)) })
 }
 
 /// This contract's own address.
 pub fn self_address() -> Address {
-    let mut bytes = [0u8; limits::ADDRESS_BYTES];
     // SAFETY: the host writes exactly 32 bytes.
-    unsafe { sys::self_address(bytes.as_mut_ptr()) };
-    Address(bytes)
+    Address(unsafe { written(|dst| sys::self_address(dst)) })
 }
 
 /// The account that signed the transaction.
 pub fn origin() -> Address {
-    let mut bytes = [0u8; limits::ADDRESS_BYTES];
     // SAFETY: the host writes exactly 32 bytes.
-    unsafe { sys::origin(bytes.as_mut_ptr()) };
-    Address(bytes)
+    Address(unsafe { written(|dst| sys::origin(dst)) })
 }
 
 /// Hash of the transaction being executed.
 pub fn tx_hash() -> [u8; 32] {
-    let mut bytes = [0u8; 32];
     // SAFETY: the host writes exactly 32 bytes.
-    unsafe { sys::tx_hash(bytes.as_mut_ptr()) };
-    bytes
+    unsafe { written(|dst| sys::tx_hash(dst)) }
 }
 
 /// Height of the block being executed.
@@ -303,7 +311,7 @@ pub fn call_raw(
             // SAFETY: just checked.
             unsafe { String::from_utf8_unchecked(result) }
         } else {
-            String::from("(message is not UTF-8)")
+            crate::codec::string("(message is not UTF-8)")
         };
         Err(CallError { status, message })
     }
@@ -311,10 +319,8 @@ pub fn call_raw(
 
 /// Native balance of an account.
 pub fn balance(account: &Address) -> u128 {
-    let mut bytes = [0u8; 16];
     // SAFETY: the host reads 32 bytes and writes 16.
-    unsafe { sys::balance(account.0.as_ptr(), bytes.as_mut_ptr()) };
-    u128::from_le_bytes(bytes)
+    u128::from_le_bytes(unsafe { written(|dst| sys::balance(account.0.as_ptr(), dst)) })
 }
 
 /// Sends native coin from this contract; `false` if its balance is short.
@@ -331,10 +337,8 @@ pub fn blake3(data: &[u8]) -> [u8; 32] {
     return *::blake3::hash(data).as_bytes();
     #[cfg(target_arch = "wasm32")]
     {
-        let mut hash = [0u8; 32];
         // SAFETY: the host reads `data` and writes 32 bytes.
-        unsafe { sys::blake3(data.as_ptr(), data.len() as i32, hash.as_mut_ptr()) };
-        hash
+        unsafe { written(|dst| sys::blake3(data.as_ptr(), data.len() as i32, dst)) }
     }
 }
 

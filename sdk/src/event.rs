@@ -16,8 +16,8 @@ pub trait Event {
     fn topics(&self) -> Vec<[u8; 32]>;
     /// Its data.
     fn data(&self) -> Vec<u8>;
-    /// Emits it: what [`crate::env::emit`] does, with the topics on the
-    /// stack rather than in a `Vec`.
+    /// Emits it: what [`crate::env::emit`] does, with the topics and the
+    /// data written into one buffer.
     fn publish(&self);
 }
 
@@ -25,17 +25,43 @@ pub trait Event {
 pub trait Topic {
     /// The topic.
     fn to_topic(&self) -> [u8; 32];
+
+    /// Appends the topic to `out`.
+    fn put_topic(&self, out: &mut Vec<u8>) {
+        crate::codec::put(out, &self.to_topic());
+    }
 }
 
 impl Topic for crate::Address {
     fn to_topic(&self) -> [u8; 32] {
         self.0
     }
+
+    fn put_topic(&self, out: &mut Vec<u8>) {
+        crate::codec::put(out, &self.0);
+    }
 }
 
 impl Topic for [u8; 32] {
     fn to_topic(&self) -> [u8; 32] {
         *self
+    }
+
+    fn put_topic(&self, out: &mut Vec<u8>) {
+        crate::codec::put(out, self);
+    }
+}
+
+/// Emits an event written as `topics` 32-byte topics followed by its data
+/// (what [`Event::publish`] builds).
+#[doc(hidden)]
+pub fn publish_encoded(encoded: &[u8], topics: usize) {
+    match topics
+        .checked_mul(32)
+        .and_then(|len| encoded.split_at_checked(len))
+    {
+        Some((topics, data)) => crate::env::emit_raw(topics.as_chunks().0, data),
+        None => crate::env::abort("event: shorter than its topics"),
     }
 }
 

@@ -1,7 +1,5 @@
 //! Helpers used by the code `#[contract]` generates. Not a stable API.
 
-use alloc::vec::Vec;
-
 use crate::codec::{self, Decode, Encode};
 use crate::env;
 use crate::error::ContractError;
@@ -26,9 +24,10 @@ pub fn end_args(input: &codec::Input<'_>, method: &'static str) {
 
 #[inline(never)]
 fn invalid_args(method: &str) -> ! {
-    let mut message = alloc::string::String::from("invalid arguments for ");
-    message.push_str(method);
-    env::abort(&message)
+    let mut message = codec::copy(b"invalid arguments for ");
+    codec::put(&mut message, method.as_bytes());
+    // SAFETY: both parts are text.
+    env::abort(unsafe { core::str::from_utf8_unchecked(&message) })
 }
 
 /// Aborts unless the input of `method`, which takes no arguments, is
@@ -39,14 +38,22 @@ pub fn no_args(method: &'static str) {
     }
 }
 
-/// Returns a method's value.
-pub fn ret<T: Encode>(value: &T) {
-    set_return(codec::to_vec(value));
+// Buffers here are leaked rather than dropped, as in `storage`: a
+// contract's allocator never frees, and each drop is code in every export.
+
+/// The call's input (what [`env::input`] returns), leaked.
+pub fn input() -> &'static [u8] {
+    env::input().leak()
 }
 
-fn set_return(bytes: Vec<u8>) {
+/// Returns a method's value.
+pub fn ret<T: Encode>(value: &T) {
+    set_return(codec::to_vec(value).leak());
+}
+
+fn set_return(bytes: &[u8]) {
     if !bytes.is_empty() {
-        env::set_return(&bytes);
+        env::set_return(bytes);
     }
 }
 

@@ -21,15 +21,35 @@ fn decode<T: Decode>(bytes: &[u8]) -> T {
     }
 }
 
+// `read` and `write` are one copy per value type, shared by every
+// collection holding that type. Their buffers are leaked rather than
+// dropped: a contract's allocator never frees (each call runs in a fresh
+// instance), so a drop is a call that does nothing, and leaving it out
+// keeps its code out of every copy. (Outside wasm the host functions do
+// not exist, so nothing reaches here.)
+
+/// The value stored under `key`, decoded.
+#[inline(never)]
+fn read<T: Decode>(key: &[u8]) -> Option<T> {
+    env::storage_read(key).map(|bytes| decode(bytes.leak()))
+}
+
+/// Stores `value` under `key`.
+#[inline(never)]
+fn write<T: Encode + ?Sized>(key: &[u8], value: &T) {
+    env::storage_write(key, codec::to_vec(value).leak());
+}
+
 #[inline(never)]
 fn undecodable() -> ! {
     env::abort("storage: stored value does not decode")
 }
 
 fn key_with(prefix: &[u8], key: &[u8]) -> Vec<u8> {
-    let mut full = Vec::with_capacity(prefix.len() + key.len());
-    full.extend_from_slice(prefix);
-    full.extend_from_slice(key);
+    let mut full = Vec::new();
+    codec::reserve(&mut full, prefix.len() + key.len());
+    codec::put(&mut full, prefix);
+    codec::put(&mut full, key);
     full
 }
 
@@ -50,7 +70,7 @@ impl<T: Encode + Decode> Item<T> {
 
     /// The value, if set.
     pub fn get(&self) -> Option<T> {
-        env::storage_read(self.key).map(|bytes| decode(&bytes))
+        read(self.key)
     }
 
     /// The value; aborts with `message` if unset.
@@ -60,7 +80,7 @@ impl<T: Encode + Decode> Item<T> {
 
     /// Sets the value.
     pub fn set(&self, value: &T) {
-        env::storage_write(self.key, &codec::to_vec(value));
+        write(self.key, value);
     }
 
     /// Removes the value; returns whether it was set.
@@ -89,30 +109,31 @@ impl<K: Encode + Decode, V: Encode + Decode> Map<K, V> {
         }
     }
 
-    fn full_key(&self, key: &K) -> Vec<u8> {
-        let mut full = self.prefix.to_vec();
+    /// `prefix ‖ encode(key)`, leaked like `read`'s buffers.
+    fn full_key(&self, key: &K) -> &'static [u8] {
+        let mut full = codec::copy(self.prefix);
         key.encode(&mut full);
-        full
+        full.leak()
     }
 
     /// The value under `key`.
     pub fn get(&self, key: &K) -> Option<V> {
-        env::storage_read(&self.full_key(key)).map(|bytes| decode(&bytes))
+        read(self.full_key(key))
     }
 
     /// Sets the value under `key`.
     pub fn insert(&self, key: &K, value: &V) {
-        env::storage_write(&self.full_key(key), &codec::to_vec(value));
+        write(self.full_key(key), value);
     }
 
     /// Removes the value under `key`; returns whether there was one.
     pub fn remove(&self, key: &K) -> bool {
-        env::storage_remove(&self.full_key(key))
+        env::storage_remove(self.full_key(key))
     }
 
     /// Whether `key` has a value.
     pub fn contains_key(&self, key: &K) -> bool {
-        env::storage_has(&self.full_key(key))
+        env::storage_has(self.full_key(key))
     }
 
     /// Up to `limit` entries in key order, starting after `start_after`.
@@ -145,7 +166,7 @@ impl<K: Encode + Decode, V: Encode + Decode> Map<K, V> {
         let prefix = key_with(self.prefix, sub_prefix);
         let mut start = match start_after {
             Some(mut after) => {
-                after.push(0);
+                codec::put(&mut after, &[0]);
                 key_with(self.prefix, &after)
             }
             None => prefix.clone(),
@@ -159,9 +180,9 @@ impl<K: Encode + Decode, V: Encode + Decode> Map<K, V> {
             let Some((_, encoded_key)) = key.split_at_checked(self.prefix.len()) else {
                 break;
             };
-            entries.push((decode(encoded_key), decode(&value)));
+            codec::push(&mut entries, (decode(encoded_key), decode(&value)));
             start = key;
-            start.push(0);
+            codec::put(&mut start, &[0]);
         }
         entries
     }
@@ -241,15 +262,13 @@ impl<T: Encode + Decode> Vector<T> {
 
     fn element_key(&self, index: u32) -> Vec<u8> {
         let mut key = key_with(self.prefix, &[1]);
-        key.extend_from_slice(&index.to_be_bytes());
+        codec::put(&mut key, &index.to_be_bytes());
         key
     }
 
     /// Number of elements.
     pub fn len(&self) -> u32 {
-        env::storage_read(&self.len_key())
-            .map(|bytes| decode(&bytes))
-            .unwrap_or(0)
+        read(&self.len_key()).unwrap_or(0)
     }
 
     /// Whether there are no elements.
@@ -259,14 +278,14 @@ impl<T: Encode + Decode> Vector<T> {
 
     /// Element `index`.
     pub fn get(&self, index: u32) -> Option<T> {
-        env::storage_read(&self.element_key(index)).map(|bytes| decode(&bytes))
+        read(&self.element_key(index))
     }
 
     /// Appends `value`; returns its index.
     pub fn push(&self, value: &T) -> u32 {
         let len = self.len();
-        env::storage_write(&self.element_key(len), &codec::to_vec(value));
-        env::storage_write(&self.len_key(), &codec::to_vec(&(len + 1)));
+        write(&self.element_key(len), value);
+        write(&self.len_key(), &(len + 1));
         len
     }
 
@@ -275,7 +294,7 @@ impl<T: Encode + Decode> Vector<T> {
         if index >= self.len() {
             env::abort("storage: vector index out of range");
         }
-        env::storage_write(&self.element_key(index), &codec::to_vec(value));
+        write(&self.element_key(index), value);
     }
 
     /// Removes and returns the last element.
@@ -284,7 +303,7 @@ impl<T: Encode + Decode> Vector<T> {
         let last = len.checked_sub(1)?;
         let value = self.get(last);
         env::storage_remove(&self.element_key(last));
-        env::storage_write(&self.len_key(), &codec::to_vec(&last));
+        write(&self.len_key(), &last);
         value
     }
 
@@ -297,9 +316,9 @@ impl<T: Encode + Decode> Vector<T> {
             let Some((key, value)) = env::storage_next(&prefix, &cursor) else {
                 break;
             };
-            values.push(decode(&value));
+            codec::push(&mut values, decode(&value));
             cursor = key;
-            cursor.push(0);
+            codec::put(&mut cursor, &[0]);
         }
         values
     }

@@ -301,3 +301,59 @@ fn decoding_agrees_with_borsh_on_arbitrary_bytes() {
         "{accepted} / {refused}"
     );
 }
+
+#[test]
+fn growth_helpers_keep_every_element_across_reallocations() {
+    // Bytes: chunks of growing length, checked against `extend_from_slice`.
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for len in 0..300usize {
+        let chunk: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+        codec::put(&mut ours, &chunk);
+        theirs.extend_from_slice(&chunk);
+        assert!(ours.capacity() >= ours.len());
+    }
+    assert_eq!(ours, theirs);
+
+    // Values with alignment and a destructor (strings), pushed one by one.
+    let mut strings: Vec<String> = Vec::new();
+    for i in 0..1000 {
+        codec::push(&mut strings, format!("item {i}"));
+    }
+    assert_eq!(strings.len(), 1000);
+    assert!(
+        strings
+            .iter()
+            .enumerate()
+            .all(|(i, s)| *s == format!("item {i}"))
+    );
+    let mut wide: Vec<u128> = Vec::new();
+    codec::reserve(&mut wide, 3);
+    let capacity = wide.capacity();
+    assert!(capacity >= 3);
+    for i in 0..capacity as u128 {
+        codec::push(&mut wide, i << 100);
+    }
+    assert_eq!(
+        wide.capacity(),
+        capacity,
+        "no growth within the reservation"
+    );
+    codec::push(&mut wide, 1);
+    assert!(wide.capacity() >= 2 * capacity, "growth at least doubles");
+    assert_eq!(
+        wide[..capacity],
+        (0..capacity as u128).map(|i| i << 100).collect::<Vec<_>>()[..]
+    );
+
+    // Zero-sized values never allocate.
+    let mut units: Vec<()> = Vec::new();
+    for _ in 0..10 {
+        codec::push(&mut units, ());
+    }
+    assert_eq!(units.len(), 10);
+
+    assert_eq!(codec::copy(b"abc"), b"abc".to_vec());
+    assert_eq!(codec::copy(b""), Vec::<u8>::new());
+    assert_eq!(codec::string("héllo"), "héllo");
+}

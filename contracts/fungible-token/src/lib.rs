@@ -184,7 +184,11 @@ impl FungibleToken {
             .checked_add(amount)
             .ok_or(TokenError::Overflow)?;
         self.total_supply.set(&supply);
-        let balance = self.balance(to) + amount;
+        // No balance exceeds the supply, so this cannot overflow either.
+        let balance = self
+            .balance(to)
+            .checked_add(amount)
+            .ok_or(TokenError::Overflow)?;
         self.balances.insert(&to, &balance);
         env::emit(&Mint { to, amount });
         Ok(())
@@ -198,7 +202,10 @@ impl FungibleToken {
             .checked_sub(amount)
             .ok_or(TokenError::InsufficientBalance)?;
         self.balances.insert(&from, &balance);
-        self.total_supply.set(&(self.total_supply() - amount));
+        // The supply is at least the burner's balance, so this cannot
+        // saturate; it keeps panic machinery out of the contract.
+        self.total_supply
+            .set(&self.total_supply().saturating_sub(amount));
         env::emit(&Burn { from, amount });
         Ok(())
     }

@@ -101,7 +101,7 @@ fn data_item(item: Item) -> syn::Result<Tokens> {
                 let (pattern, encode, decode) = fields_code(quote!(Self::#name), &variant.fields);
                 encode_arms.push(quote! {
                     #pattern => {
-                        out.push(#tag);
+                        ::stele_sdk::codec::put(out, &[#tag]);
                         #(#encode)*
                     }
                 });
@@ -456,8 +456,7 @@ fn contract_impl(mut item: ItemImpl) -> syn::Result<Tokens> {
             quote! { ::stele_sdk::export::no_args(#method_text); }
         } else {
             quote! {
-                let __stele_bytes = ::stele_sdk::env::input();
-                let mut __stele_input = ::stele_sdk::codec::Input::new(&__stele_bytes);
+                let mut __stele_input = ::stele_sdk::codec::Input::new(::stele_sdk::export::input());
                 #(let #arg_names: #arg_types = ::stele_sdk::export::arg(&mut __stele_input, #method_text);)*
                 ::stele_sdk::export::end_args(&__stele_input, #method_text);
             }
@@ -607,11 +606,13 @@ fn event_struct(mut item: ItemStruct) -> syn::Result<Tokens> {
             }
 
             fn publish(&self) {
-                let topics: [[u8; 32]; #n_topics] = [
-                    [#(#name_hash),*],
-                    #(::stele_sdk::event::Topic::to_topic(&self.#topics)),*
-                ];
-                ::stele_sdk::env::emit_raw(&topics, &self.data());
+                static NAME_HASH: [u8; 32] = [#(#name_hash),*];
+                let mut out = ::stele_sdk::prelude::Vec::new();
+                ::stele_sdk::codec::reserve(&mut out, #n_topics * 32 + 32);
+                ::stele_sdk::codec::put(&mut out, &NAME_HASH);
+                #(::stele_sdk::event::Topic::put_topic(&self.#topics, &mut out);)*
+                ::stele_sdk::codec::Encode::encode(&(#(&self.#data,)*), &mut out);
+                ::stele_sdk::event::publish_encoded(out.leak(), #n_topics);
             }
         }
 
