@@ -14,6 +14,10 @@
 //!
 //! Throughput is reported in updates per second.
 
+// The allocator the node runs with, for every store measured here.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -668,8 +668,13 @@ impl StateDb {
             let n_now = records.len().min(budget);
             for (kind, target) in &records[..n_now] {
                 match *kind {
-                    STALE_NODE => batch.delete_cf(nodes, target),
-                    STALE_HISTORY | STALE_TOMBSTONE => batch.delete_cf(history, target),
+                    // Each node key and history key is written exactly
+                    // once, so a single-delete removes it: its tombstone
+                    // and the entry both vanish where they meet in a
+                    // compaction, rather than the tombstone travelling on
+                    // to the last level.
+                    STALE_NODE => batch.single_delete_cf(nodes, target),
+                    STALE_HISTORY | STALE_TOMBSTONE => batch.single_delete_cf(history, target),
                     _ => return Err(StateError::Corrupt("stale record kind".into())),
                 }
             }
