@@ -289,6 +289,16 @@ impl StateDb {
         // through the block cache: copying them through the page cache
         // costs a core a good part of its time under a steady commit load.
         options.set_use_direct_io_for_flush_and_compaction(true);
+        // Compactions run at the lowest CPU priority (nice 19), so that on
+        // a small machine they take the cores a commit leaves idle rather
+        // than slowing the commit down; flushes keep normal priority, so
+        // memtables never wait on them. If compactions fall behind, level 0
+        // fills and RocksDB slows writes until they catch up. (The pool
+        // belongs to the process's default RocksDB environment, shared by
+        // every database it opens.)
+        let mut env = rocksdb::Env::new()?;
+        env.lower_thread_pool_cpu_priority();
+        options.set_env(&env);
         let descriptors: Vec<_> = COLUMN_FAMILIES
             .iter()
             .map(|name| column_family(name))
