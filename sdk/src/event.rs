@@ -26,7 +26,9 @@ pub trait Topic {
     /// The topic.
     fn to_topic(&self) -> [u8; 32];
 
-    /// Appends the topic to `out`.
+    /// Appends the topic to `out`. (Types whose topic is their own 32
+    /// bytes override it to append them directly: through `to_topic`'s
+    /// copy the fungible token is 86 bytes larger.)
     fn put_topic(&self, out: &mut Vec<u8>) {
         crate::codec::put(out, &self.to_topic());
     }

@@ -5,7 +5,7 @@ use crate::env;
 use crate::error::ContractError;
 
 /// Decodes the next argument of `method`; aborts if it does not decode.
-/// (A generated export reads `env::input`, decodes it argument by argument
+/// (A generated export reads [`input`], decodes it argument by argument
 /// and calls [`end_args`]: one decoder per argument type, shared by every
 /// method, instead of one per method signature.)
 pub fn arg<T: Decode>(input: &mut codec::Input<'_>, method: &'static str) -> T {
