@@ -4,7 +4,9 @@
 //! * `flat` — latest value per key: reads are one RocksDB get, no tree walk;
 //! * `history` — `blake3(key) ‖ !version` → value (or a tombstone), so a
 //!   seek finds the newest value at or below a version;
-//! * `nodes` — tree nodes by [`NodeKey`] (version, path);
+//! * `nodes` — tree nodes by [`NodeKey`] (version, path), each whole or as
+//!   a delta of the slots that changed since its previous version (see
+//!   [`tree::Chain`]);
 //! * `roots` — the tree root of every retained version;
 //! * `stale` — per version, the list of nodes and history entries it
 //!   superseded, in the order they may be pruned;
@@ -28,7 +30,10 @@ use rocksdb::{
 
 use crate::cache::ValueCache;
 use crate::proof::{Proof, prove};
-use crate::tree::{self, Child, EMPTY, Hash, Node, NodeKey, NodeReader, key_hash, value_hash};
+use crate::tree::{
+    self, CHAIN_ENTRIES_MAX, Chain, Child, EMPTY, Hash, Node, NodeKey, NodeReader, StoredNode,
+    key_hash, value_hash,
+};
 
 const CF_FLAT: &str = "flat";
 const CF_HISTORY: &str = "history";
@@ -43,9 +48,11 @@ const META_FORMAT: &[u8] = b"format";
 /// The layout and hashing of the stored data. A database written in
 /// another format is refused at open rather than read wrongly: its roots
 /// would not match the ones this build computes. Format 1 (no marker) hashed
-/// pairs with unkeyed BLAKE3 and stored versions as 8 bytes; format 2 uses
-/// keyed BLAKE3 and compact nodes ([`Node::encode`]).
-pub const STATE_FORMAT: u32 = 2;
+/// pairs with unkeyed BLAKE3 and stored versions as 8 bytes; format 2 used
+/// keyed BLAKE3 and compact nodes ([`Node::encode`]), each stored whole;
+/// format 3 stores a node whole or as a delta over its previous version
+/// ([`StoredNode`]).
+pub const STATE_FORMAT: u32 = 3;
 
 const STALE_NODE: u8 = 0;
 const STALE_HISTORY: u8 = 1;
@@ -760,15 +767,42 @@ impl StateDb {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// The stored node at `key`, from RocksDB.
+    /// The stored node at `key`, from RocksDB: its entry, and if that is
+    /// a delta, the entries below it down to a whole one (at most
+    /// [`CHAIN_ENTRIES_MAX`] in all).
     fn stored_node(&self, key: &NodeKey) -> Result<Arc<Node>, StateError> {
-        let bytes = self
-            .db
-            .get_cf(self.cf(CF_NODES), key.encode())?
-            .ok_or_else(|| StateError::Corrupt(format!("missing tree node {key:?}")))?;
-        Ok(Arc::new(Node::decode(&bytes, key.version).ok_or_else(
-            || StateError::Corrupt(format!("tree node {key:?}")),
-        )?))
+        let mut deltas = Vec::new();
+        let mut at = *key;
+        let mut node = loop {
+            let bytes = self
+                .db
+                .get_pinned_cf(self.cf(CF_NODES), at.encode())?
+                .ok_or_else(|| StateError::Corrupt(format!("missing tree node {at:?}")))?;
+            match StoredNode::decode(&bytes, at.version) {
+                Some(StoredNode::Whole(node)) => break node,
+                Some(StoredNode::Delta {
+                    base,
+                    changed,
+                    slots,
+                }) if deltas.len() + 1 < CHAIN_ENTRIES_MAX => {
+                    deltas.push((at.version, bytes.len(), changed, slots));
+                    at.version = base;
+                }
+                Some(StoredNode::Delta { .. }) => {
+                    return Err(StateError::Corrupt(format!(
+                        "tree node {key:?} is more than {CHAIN_ENTRIES_MAX} entries deep"
+                    )));
+                }
+                None => return Err(StateError::Corrupt(format!("tree node {at:?}"))),
+            }
+        };
+        let mut chain = Chain::whole(at.version);
+        for (version, len, changed, slots) in deltas.into_iter().rev() {
+            node.apply_delta(changed, slots);
+            chain = chain.then(version, len).expect("bounded and increasing");
+        }
+        node.chain = chain;
+        Ok(Arc::new(node))
     }
 }
 

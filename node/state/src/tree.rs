@@ -169,6 +169,129 @@ impl Child {
 pub struct Node {
     /// Children by nibble.
     pub children: [Option<Child>; 16],
+    /// The stored entries the node is assembled from (not hashed, not
+    /// encoded): decides how its next version is stored.
+    pub chain: Chain,
+    /// Slots an update changed since the node was loaded or stored: what a
+    /// delta of its next version holds.
+    dirty: u16,
+}
+
+/// Most stored entries a node is assembled from: one whole encoding and
+/// the deltas written over it since.
+pub const CHAIN_ENTRIES_MAX: usize = 12;
+
+/// How a node is stored: the versions of the entries at its path that make
+/// it up — one whole encoding ([`StoredNode::Whole`]), then the deltas over
+/// it ([`StoredNode::Delta`]), oldest first, the last one the node's own —
+/// and the bytes of those deltas.
+///
+/// A node whose update changed few slots is stored as a delta (the changed
+/// slots and the version of the entry below it) while the chain stays
+/// within [`CHAIN_ENTRIES_MAX`] entries and its deltas within twice the
+/// node's whole encoding; otherwise whole, which ends the chain: every
+/// entry of the old chain is then stale. So a block that changes one slot
+/// of a node with fifteen children writes some 80 bytes, not 500, and a read
+/// from disk is at most [`CHAIN_ENTRIES_MAX`] gets and about three times the
+/// node's bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Chain {
+    versions: [u64; CHAIN_ENTRIES_MAX],
+    len: u8,
+    delta_bytes: u32,
+}
+
+impl Chain {
+    /// The chain of a node stored whole at `version`.
+    pub fn whole(version: u64) -> Chain {
+        let mut versions = [0; CHAIN_ENTRIES_MAX];
+        versions[0] = version;
+        Chain {
+            versions,
+            len: 1,
+            delta_bytes: 0,
+        }
+    }
+
+    /// This chain with a delta of `bytes` bytes stored at `version` on
+    /// top; `None` if the chain is already [`CHAIN_ENTRIES_MAX`] long, or
+    /// empty, or `version` is not above its last entry.
+    pub fn then(&self, version: u64, bytes: usize) -> Option<Chain> {
+        let len = self.len as usize;
+        if len == 0 || len >= CHAIN_ENTRIES_MAX || version <= self.versions[len - 1] {
+            return None;
+        }
+        let mut chain = *self;
+        chain.versions[len] = version;
+        chain.len += 1;
+        chain.delta_bytes = self
+            .delta_bytes
+            .saturating_add(bytes.min(u32::MAX as usize) as u32);
+        Some(chain)
+    }
+
+    /// Versions of the entries, the whole one first (empty for a node
+    /// never stored).
+    pub fn versions(&self) -> &[u64] {
+        &self.versions[..self.len as usize]
+    }
+
+    /// Bytes of the chain's deltas.
+    pub fn delta_bytes(&self) -> usize {
+        self.delta_bytes as usize
+    }
+}
+
+/// A node's stored entry, as [`StoredNode::decode`] reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoredNode {
+    /// The whole node.
+    Whole(Node),
+    /// The slots that changed since the entry at the same path written at
+    /// `base`.
+    Delta {
+        /// The version of the entry below.
+        base: u64,
+        /// The changed slots (a bit per nibble, lowest first).
+        changed: u16,
+        /// Their new contents (slots outside `changed` are empty).
+        slots: Node,
+    },
+}
+
+const STORED_WHOLE: u8 = 0;
+const STORED_DELTA: u8 = 1;
+
+impl StoredNode {
+    /// Decodes an entry of a node written at `version`: a tag byte, then
+    /// for a whole node [`Node::encode`]; for a delta, how many versions
+    /// below `version` its base is (LEB128, at least 1), the changed-slot
+    /// bitmap (big-endian) and [`Node::encode`] of the changed slots alone.
+    /// `None` unless it is exactly what [`Node::encode_stored`] writes.
+    pub fn decode(bytes: &[u8], version: u64) -> Option<StoredNode> {
+        let (tag, mut rest) = bytes.split_first()?;
+        match *tag {
+            STORED_WHOLE => Node::decode(rest, version).map(StoredNode::Whole),
+            STORED_DELTA => {
+                let age = take_varint(&mut rest)?;
+                let base = version.checked_sub(age).filter(|_| age > 0)?;
+                let (changed, rest) = rest.split_first_chunk::<2>()?;
+                let changed = u16::from_be_bytes(*changed);
+                let slots = Node::decode(rest, version)?;
+                let outside = slots
+                    .children
+                    .iter()
+                    .enumerate()
+                    .any(|(idx, child)| child.is_some() && changed & (1 << idx) == 0);
+                (changed != 0 && !outside).then_some(StoredNode::Delta {
+                    base,
+                    changed,
+                    slots,
+                })
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Node {
@@ -207,6 +330,59 @@ impl Node {
         siblings
     }
 
+    /// Applies a delta: the `changed` slots take their contents from
+    /// `slots`.
+    pub fn apply_delta(&mut self, changed: u16, slots: Node) {
+        for (idx, slot) in slots.children.into_iter().enumerate() {
+            if changed & (1 << idx) != 0 {
+                self.children[idx] = slot;
+            }
+        }
+    }
+
+    /// Marks slot `idx` as changed by an update and sets it.
+    fn set(&mut self, idx: u8, child: Option<Child>) {
+        self.children[idx as usize] = child;
+        self.dirty |= 1 << idx;
+    }
+
+    /// The stored entry of the node at `version`: whole, or (`base` given)
+    /// a delta of the `changed` slots over the entry at `base`; see
+    /// [`StoredNode::decode`].
+    pub fn encode_stored(&self, version: u64, delta: Option<(u64, u16)>) -> Vec<u8> {
+        match delta {
+            None => {
+                let mut bytes = Vec::with_capacity(1 + self.encoded_len(version, u16::MAX));
+                bytes.push(STORED_WHOLE);
+                self.encode_slots_into(version, u16::MAX, &mut bytes);
+                bytes
+            }
+            Some((base, changed)) => {
+                let age = version - base;
+                let len = 1 + varint_len(age) + 2 + self.encoded_len(version, changed);
+                let mut bytes = Vec::with_capacity(len);
+                bytes.push(STORED_DELTA);
+                put_varint(&mut bytes, age);
+                bytes.extend_from_slice(&changed.to_be_bytes());
+                self.encode_slots_into(version, changed, &mut bytes);
+                debug_assert_eq!(bytes.len(), len);
+                bytes
+            }
+        }
+    }
+
+    /// Bytes of [`Node::encode`] restricted to the slots in `mask`.
+    fn encoded_len(&self, version: u64, mask: u16) -> usize {
+        4 + self
+            .children
+            .iter()
+            .enumerate()
+            .filter(|(idx, _)| mask & (1 << idx) != 0)
+            .filter_map(|(_, child)| child.as_ref())
+            .map(|child| child.encoded_len(version))
+            .sum::<usize>()
+    }
+
     fn n_children(&self) -> usize {
         self.children.iter().filter(|child| child.is_some()).count()
     }
@@ -224,12 +400,7 @@ impl Node {
     pub fn encode(&self, version: u64) -> Vec<u8> {
         // Allocated at its exact size: most nodes are then small enough for
         // the allocator's fast paths, which a worst-case reservation is not.
-        let len = 4 + self
-            .children
-            .iter()
-            .flatten()
-            .map(|child| child.encoded_len(version))
-            .sum::<usize>();
+        let len = self.encoded_len(version, u16::MAX);
         let mut bytes = Vec::with_capacity(len);
         self.encode_into(version, &mut bytes);
         debug_assert_eq!(bytes.len(), len);
@@ -238,8 +409,17 @@ impl Node {
 
     /// [`Node::encode`], appended to `out`.
     pub fn encode_into(&self, version: u64, out: &mut Vec<u8>) {
+        self.encode_slots_into(version, u16::MAX, out);
+    }
+
+    /// [`Node::encode`] of the slots in `mask` alone (the others as if
+    /// empty), appended to `out`.
+    fn encode_slots_into(&self, version: u64, mask: u16, out: &mut Vec<u8>) {
         let (mut present, mut leaves) = (0u16, 0u16);
         for (idx, child) in self.children.iter().enumerate() {
+            if mask & (1 << idx) == 0 {
+                continue;
+            }
             match child {
                 None => {}
                 Some(Child::Leaf { .. }) => {
@@ -251,7 +431,13 @@ impl Node {
         }
         out.extend_from_slice(&present.to_be_bytes());
         out.extend_from_slice(&leaves.to_be_bytes());
-        for child in self.children.iter().flatten() {
+        let slots = self
+            .children
+            .iter()
+            .enumerate()
+            .filter(|(idx, _)| mask & (1 << idx) != 0)
+            .filter_map(|(_, child)| child.as_ref());
+        for child in slots {
             match child {
                 Child::Leaf {
                     key_hash,
@@ -452,8 +638,9 @@ pub struct NewNode {
     pub key: NodeKey,
     /// The node.
     pub node: Arc<Node>,
-    /// Its storage encoding ([`Node::encode`] at the key's version), made
-    /// where the node was (on the update's threads).
+    /// Its stored entry ([`Node::encode_stored`] at the key's version,
+    /// whole or a delta), made where the node was (on the update's
+    /// threads).
     pub bytes: Vec<u8>,
 }
 
@@ -620,7 +807,7 @@ where
             self.out.stale_nodes.extend(out.stale_nodes);
             self.out.replaced.extend(out.replaced);
             for (idx, child) in children {
-                Arc::make_mut(&mut node).children[idx as usize] = child;
+                Arc::make_mut(&mut node).set(idx, child);
             }
         }
         Ok(self.finish(&[], node))
@@ -628,12 +815,22 @@ where
 
     /// The stored node at `path` written at `version`, to be changed (in
     /// place when nothing else holds it, see [`Arc::make_mut`]) and stored
-    /// anew; the stored one is recorded as stale.
+    /// anew; its entries become stale when [`Updater::store`] or
+    /// [`Updater::finish`] ends its chain.
     fn replace(&mut self, version: u64, path: &[u8]) -> Result<Arc<Node>, R::Error> {
-        let key = NodeKey::new(version, path);
-        let node = self.reader.take_node(&key)?;
-        self.out.stale_nodes.push(key);
+        let node = self.reader.take_node(&NodeKey::new(version, path))?;
+        debug_assert_eq!(node.chain.versions().last(), Some(&version));
         Ok(node)
+    }
+
+    /// Records every entry of `chain` at `path` as stale.
+    fn end_chain(&mut self, path: &[u8], chain: &Chain) {
+        self.out.stale_nodes.extend(
+            chain
+                .versions()
+                .iter()
+                .map(|&version| NodeKey::new(version, path)),
+        );
     }
 
     fn subtree(
@@ -676,7 +873,7 @@ where
                     path.push(idx);
                     let slot = Arc::make_mut(&mut node).children[idx as usize].take();
                     let child = self.subtree(slot, path, run)?;
-                    Arc::make_mut(&mut node).children[idx as usize] = child;
+                    Arc::make_mut(&mut node).set(idx, child);
                     path.pop();
                 }
                 Ok(self.finish(path, node))
@@ -710,13 +907,18 @@ where
     }
 
     /// Stores `node` at `path`, or collapses it: no children means no
-    /// subtree, and a single leaf moves up into the parent.
+    /// subtree, and a single leaf moves up into the parent (either way the
+    /// stored entries at `path` are stale).
     fn finish(&mut self, path: &[u8], node: Arc<Node>) -> Option<Child> {
         match node.n_children() {
-            0 => None,
+            0 => {
+                self.end_chain(path, &node.chain);
+                None
+            }
             1 => {
                 let only = node.children.iter().flatten().next().expect("one child");
                 if let Child::Leaf { .. } = only {
+                    self.end_chain(path, &node.chain);
                     return Some(only.clone());
                 }
                 Some(self.store(path, node))
@@ -725,9 +927,34 @@ where
         }
     }
 
-    fn store(&mut self, path: &[u8], node: Arc<Node>) -> Child {
+    /// Writes `node` at `path`: as a delta of its changed slots over its
+    /// last version while [`Chain`]'s bounds allow and the delta is at most
+    /// half the whole encoding, else whole (ending the old chain).
+    fn store(&mut self, path: &[u8], mut node: Arc<Node>) -> Child {
+        let version = self.version;
         let hash = node.hash();
-        let bytes = node.encode(self.version);
+        let stored = Arc::make_mut(&mut node);
+        let changed = std::mem::take(&mut stored.dirty);
+        let whole_len = 1 + stored.encoded_len(version, u16::MAX);
+        let delta = stored.chain.versions().last().and_then(|&base| {
+            let len = 1 + varint_len(version - base) + 2 + stored.encoded_len(version, changed);
+            let fits = changed != 0
+                && 2 * len <= whole_len
+                && stored.chain.delta_bytes() + len <= 2 * whole_len;
+            let chain = stored.chain.then(version, len).filter(|_| fits)?;
+            Some((base, chain))
+        });
+        let bytes = match delta {
+            Some((base, chain)) => {
+                stored.chain = chain;
+                stored.encode_stored(version, Some((base, changed)))
+            }
+            None => {
+                let old = std::mem::replace(&mut stored.chain, Chain::whole(version));
+                self.end_chain(path, &old);
+                stored.encode_stored(version, None)
+            }
+        };
         self.out.new_nodes.push(NewNode {
             key: NodeKey::new(self.version, path),
             node,
@@ -877,6 +1104,138 @@ mod tests {
             .chain((10_000..10_400).map(kv))
             .collect();
         assert_eq!(threaded.root_hash(), root_of(&expected));
+    }
+
+    /// Rebuilds the node at `key` from stored entries alone.
+    fn assemble(entries: &HashMap<NodeKey, Vec<u8>>, key: &NodeKey) -> Node {
+        let mut at = *key;
+        let mut deltas = Vec::new();
+        let mut node = loop {
+            let bytes = entries
+                .get(&at)
+                .unwrap_or_else(|| panic!("entry {at:?} kept"));
+            match StoredNode::decode(bytes, at.version).expect("decodes") {
+                StoredNode::Whole(node) => break node,
+                StoredNode::Delta {
+                    base,
+                    changed,
+                    slots,
+                } => {
+                    deltas.push((at.version, bytes.len(), changed, slots));
+                    at.version = base;
+                }
+            }
+        };
+        let mut chain = Chain::whole(at.version);
+        for (version, len, changed, slots) in deltas.into_iter().rev() {
+            node.apply_delta(changed, slots);
+            chain = chain.then(version, len).expect("chain within bounds");
+        }
+        node.chain = chain;
+        node
+    }
+
+    #[test]
+    fn stored_entries_rebuild_every_live_node_after_stale_ones_are_dropped() {
+        let mut memory = Memory::default();
+        let mut entries: HashMap<NodeKey, Vec<u8>> = HashMap::new();
+        let (mut wholes, mut deltas) = (0, 0);
+        let mut root = None;
+        for version in 1..=400u64 {
+            // Small blocks over 300 keys (some removals), then a large one
+            // now and then: deltas, chain ends and collapses all happen.
+            let n_writes = if version % 50 == 1 { 200 } else { 3 };
+            let mut writes: Vec<(Hash, Option<Hash>)> = (0..n_writes)
+                .map(|idx| {
+                    let n = ((version * 7919 + idx * 104_729) % 300) as u32;
+                    let value = (version % 5 != 0).then(|| kv(n + 1000 * version as u32).1);
+                    (kv(n).0, value)
+                })
+                .collect();
+            writes.sort();
+            writes.dedup_by(|a, b| a.0 == b.0);
+            let result = update(&memory, root, version, &writes).unwrap();
+            for stale in &result.stale_nodes {
+                assert!(entries.remove(stale).is_some(), "{stale:?} stale twice");
+            }
+            for new in result.new_nodes {
+                match StoredNode::decode(&new.bytes, new.key.version).expect("decodes") {
+                    StoredNode::Whole(_) => wholes += 1,
+                    StoredNode::Delta { .. } => deltas += 1,
+                }
+                entries.insert(new.key, new.bytes);
+                memory.0.insert(new.key, new.node);
+            }
+            root = result.root;
+            // Every node of the latest tree rebuilds from what is kept.
+            let mut stack: Vec<(Vec<u8>, Child)> =
+                root.clone().map(|c| (vec![], c)).into_iter().collect();
+            while let Some((path, child)) = stack.pop() {
+                let Child::Node { hash, version } = child else {
+                    continue;
+                };
+                let key = NodeKey::new(version, &path);
+                let node = assemble(&entries, &key);
+                assert_eq!(node.hash(), hash, "{key:?}");
+                assert_eq!(node.children, memory.0[&key].children, "{key:?}");
+                assert_eq!(node.chain, memory.0[&key].chain, "{key:?}");
+                for (idx, child) in node.children.iter().enumerate() {
+                    if let Some(child) = child {
+                        let mut path = path.clone();
+                        path.push(idx as u8);
+                        stack.push((path, child.clone()));
+                    }
+                }
+            }
+        }
+        assert!(deltas > wholes, "{deltas} deltas, {wholes} whole entries");
+        // The kept entries are the live chains: no more than the chain bound
+        // per live node.
+        assert!(entries.len() <= CHAIN_ENTRIES_MAX * memory.0.len());
+    }
+
+    #[test]
+    fn stored_entries_are_strict() {
+        let mut node = Node::default();
+        node.children[3] = Some(Child::leaf([1; 32], [2; 32], 5));
+        node.children[9] = Some(Child::Node {
+            hash: [3; 32],
+            version: 7,
+        });
+        let whole = node.encode_stored(10, None);
+        assert_eq!(
+            StoredNode::decode(&whole, 10),
+            Some(StoredNode::Whole(node.clone()))
+        );
+        let delta = node.encode_stored(10, Some((8, 1 << 3 | 1 << 4)));
+        let mut slots = Node::default();
+        slots.children[3] = node.children[3].clone();
+        assert_eq!(
+            StoredNode::decode(&delta, 10),
+            Some(StoredNode::Delta {
+                base: 8,
+                changed: 1 << 3 | 1 << 4,
+                slots
+            })
+        );
+        // A base at or above the node's own version, no changed slot, a
+        // child outside the changed slots, an unknown tag, trailing bytes.
+        let mut same = delta.clone();
+        same[1] = 0;
+        assert_eq!(StoredNode::decode(&same, 10), None);
+        assert_eq!(
+            StoredNode::decode(&node.encode_stored(10, Some((8, 0))), 10),
+            None
+        );
+        let mut outside = delta.clone();
+        outside[3] = 1 << 4;
+        assert_eq!(StoredNode::decode(&outside, 10), None);
+        let mut tag = whole.clone();
+        tag[0] = 2;
+        assert_eq!(StoredNode::decode(&tag, 10), None);
+        let mut long = delta;
+        long.push(0);
+        assert_eq!(StoredNode::decode(&long, 10), None);
     }
 
     #[test]
