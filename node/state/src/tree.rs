@@ -165,16 +165,29 @@ impl Child {
 }
 
 /// A 16-ary node: four binary levels.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// Equality compares the children and the chain, not the hashes the tree's
+/// updater keeps.
+#[derive(Clone, Debug, Default)]
 pub struct Node {
-    /// Children by nibble.
+    /// Children by nibble. (The tree's updater changes them through
+    /// `Node::set`, which marks what [`Node::rehash`] recomputes; the
+    /// hashes [`Node::hash`] and [`Node::siblings`] give are computed from
+    /// the children each time.)
     pub children: [Option<Child>; 16],
     /// The stored entries the node is assembled from (not hashed, not
     /// encoded): decides how its next version is stored.
     pub chain: Chain,
     /// Slots an update changed since the node was loaded or stored: what a
-    /// delta of its next version holds.
+    /// delta of its next version holds, and the hashes above them are what
+    /// [`Node::rehash`] recomputes.
     dirty: u16,
+    /// The node's fifteen binary hashes above its slots, as a heap (0 the
+    /// node's hash, 1 and 2 below it, ..., 7 to 14 the pairs of slots),
+    /// when `inner_valid`: kept by [`Node::rehash`] so that an update of a
+    /// few slots rehashes only their paths (4 compressions a slot, not 15).
+    inner: [Hash; 15],
+    inner_valid: bool,
 }
 
 /// Most stored entries a node is assembled from: one whole encoding and
@@ -294,6 +307,14 @@ impl StoredNode {
     }
 }
 
+impl PartialEq for Node {
+    fn eq(&self, other: &Node) -> bool {
+        self.children == other.children && self.chain == other.chain
+    }
+}
+
+impl Eq for Node {}
+
 impl Node {
     fn slot_hashes(&self) -> [Hash; 16] {
         std::array::from_fn(|idx| self.children[idx].as_ref().map_or(EMPTY, Child::hash))
@@ -310,6 +331,39 @@ impl Node {
             }
         }
         level[0]
+    }
+
+    /// [`Node::hash`], recomputing only the binary hashes above the slots
+    /// changed since the last call (all of them the first time), and
+    /// keeping them for the next.
+    pub fn rehash(&mut self) -> Hash {
+        let mut below = if self.inner_valid {
+            self.dirty
+        } else {
+            u16::MAX
+        };
+        let slots = self.slot_hashes();
+        // Levels of the heap from the bottom: where each starts and how
+        // wide it is; the level below starts at `2 * start + 1`.
+        for (start, width) in [(7, 8), (3, 4), (1, 2), (0, 1)] {
+            let mut changed = 0u16;
+            for idx in 0..width {
+                if below & (0b11 << (2 * idx)) == 0 {
+                    continue;
+                }
+                let (left, right) = if start == 7 {
+                    (&slots[2 * idx], &slots[2 * idx + 1])
+                } else {
+                    let child = 2 * (start + idx) + 1;
+                    (&self.inner[child], &self.inner[child + 1])
+                };
+                self.inner[start + idx] = internal_hash(left, right);
+                changed |= 1 << idx;
+            }
+            below = changed;
+        }
+        self.inner_valid = true;
+        self.inner[0]
     }
 
     /// The four binary siblings on the way from the top of the node down to
@@ -932,8 +986,8 @@ where
     /// half the whole encoding, else whole (ending the old chain).
     fn store(&mut self, path: &[u8], mut node: Arc<Node>) -> Child {
         let version = self.version;
-        let hash = node.hash();
         let stored = Arc::make_mut(&mut node);
+        let hash = stored.rehash();
         let changed = std::mem::take(&mut stored.dirty);
         let whole_len = 1 + stored.encoded_len(version, u16::MAX);
         let delta = stored.chain.versions().last().and_then(|&base| {
@@ -1369,6 +1423,25 @@ mod tests {
                     "{a:?} vs {b:?}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn rehash_after_changed_slots_equals_the_whole_hash() {
+        let mut node = Node::default();
+        assert_eq!(node.rehash(), EMPTY);
+        let mut rng = 1u64;
+        for step in 0..300u64 {
+            // One to three slots set or emptied, then rehashed.
+            for _ in 0..1 + step % 3 {
+                rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let slot = (rng >> 60) as u8;
+                let child = (rng >> 20) % 4 != 0;
+                let child = child.then(|| Child::leaf([slot; 32], [(rng >> 8) as u8; 32], 0));
+                node.set(slot, child);
+            }
+            assert_eq!(node.rehash(), node.hash(), "step {step}");
+            node.dirty = 0;
         }
     }
 
