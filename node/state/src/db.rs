@@ -18,17 +18,16 @@
 //! rides in the same batch and does bounded work per commit.
 
 use std::collections::BTreeMap;
-use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use lru::LruCache;
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options,
     ReadOptions, WriteBatch, WriteOptions,
 };
 
 use crate::cache::ValueCache;
+use crate::node_cache::NodeCache;
 use crate::proof::{Proof, prove};
 use crate::tree::{
     self, CHAIN_ENTRIES_MAX, Chain, Child, EMPTY, Hash, Node, NodeKey, NodeReader, StoredNode,
@@ -76,11 +75,12 @@ pub struct StateConfig {
     pub path: PathBuf,
     /// Which versions stay readable. Default: the last 1,000.
     pub retention: Retention,
-    /// Tree nodes kept in memory (about 1.8 KiB each). Default: 1,000,000
-    /// (up to about 1.8 GiB; the live tree of a 1M-key state is about 350k
-    /// nodes, some 600 MiB — 65,536 at depth 4 and one below each of their
-    /// ~260k slots that two keys share — and superseded nodes leave the
-    /// cache at each commit).
+    /// Nodes of the live tree kept in memory (about 2.4 KiB each, with
+    /// their binary hashes), plus a sixteenth as many others read from disk
+    /// (past versions). Default: 1,000,000 (up to about 2.4 GiB; the live
+    /// tree of a 1M-key state is about 350k nodes, some 840 MiB — 65,536 at
+    /// depth 4 and one below each of their ~260k slots that two keys share —
+    /// and superseded nodes leave the cache at each commit).
     pub node_cache_entries: usize,
     /// RocksDB block cache. Default: 256 MiB.
     pub block_cache_bytes: usize,
@@ -259,7 +259,7 @@ pub struct StateDb {
     db: DB,
     config: StateConfig,
     meta: RwLock<Meta>,
-    nodes: Mutex<LruCache<NodeKey, Arc<Node>>>,
+    nodes: NodeCache,
     values: ValueCache,
     commit_lock: Mutex<()>,
 }
@@ -364,13 +364,13 @@ impl StateDb {
                 }
             }
         };
-        let capacity = NonZeroUsize::new(config.node_cache_entries).expect("validated");
         let values = ValueCache::new(config.value_cache_bytes);
+        let nodes = NodeCache::new(config.node_cache_entries);
         Ok(StateDb {
             db,
             config,
             meta: RwLock::new(meta),
-            nodes: Mutex::new(LruCache::new(capacity)),
+            nodes,
             values,
             commit_lock: Mutex::new(()),
         })
@@ -628,19 +628,10 @@ impl StateDb {
         // changes below. A failed write clears the cache, so no node of a
         // version that was never committed outlives it.
         let written = std::thread::scope(|scope| {
-            let cached = scope.spawn(|| {
-                let mut cache = self.node_cache();
-                // Superseded nodes left the cache as the update took them
-                // (reads of past versions find them on disk), so that it
-                // holds the live tree rather than its history; a read that
-                // loaded one again since is dropped here.
-                for key in &stale_nodes {
-                    cache.pop(key);
-                }
-                for new in new_nodes {
-                    cache.put(new.key, new.node);
-                }
-            });
+            // Superseded nodes left the cache as the update took them
+            // (reads of past versions find them on disk), so that it holds
+            // the live tree rather than its history.
+            let cached = scope.spawn(|| self.nodes.commit(&stale_nodes, new_nodes));
             let written = self.db.write_opt(batch, &options);
             cached
                 .join()
@@ -648,7 +639,7 @@ impl StateDb {
             written
         });
         if let Err(error) = written {
-            self.node_cache().clear();
+            self.nodes.clear();
             return Err(error.into());
         }
         self.values.commit(writes);
@@ -761,12 +752,6 @@ impl StateDb {
 }
 
 impl StateDb {
-    fn node_cache(&self) -> std::sync::MutexGuard<'_, LruCache<NodeKey, Arc<Node>>> {
-        self.nodes
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-    }
-
     /// The stored node at `key`, from RocksDB: its entry, and if that is
     /// a delta, the entries below it down to a whole one (at most
     /// [`CHAIN_ENTRIES_MAX`] in all).
@@ -810,18 +795,18 @@ impl NodeReader for StateDb {
     type Error = StateError;
 
     fn node(&self, key: &NodeKey) -> Result<Arc<Node>, StateError> {
-        if let Some(node) = self.node_cache().get(key) {
-            return Ok(node.clone());
+        if let Some(node) = self.nodes.get(key) {
+            return Ok(node);
         }
         let node = self.stored_node(key)?;
-        self.node_cache().put(*key, node.clone());
+        self.nodes.insert_read(*key, node.clone());
         Ok(node)
     }
 
     /// Takes the node out of the cache: the commit replaces it (and if the
     /// commit fails, the node is still on disk).
     fn take_node(&self, key: &NodeKey) -> Result<Arc<Node>, StateError> {
-        match self.node_cache().pop(key) {
+        match self.nodes.take(key) {
             Some(node) => Ok(node),
             None => self.stored_node(key),
         }

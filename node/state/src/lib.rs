@@ -19,6 +19,8 @@
 mod cache;
 #[cfg(feature = "db")]
 mod db;
+#[cfg(feature = "db")]
+mod node_cache;
 pub mod proof;
 pub mod tree;
 

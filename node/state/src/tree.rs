@@ -620,6 +620,11 @@ impl NodeKey {
         }
     }
 
+    /// The first nibble of the path (`None` for the root).
+    pub fn first_nibble(&self) -> Option<u8> {
+        (self.len > 0).then(|| self.packed[0] >> 4)
+    }
+
     /// Nibbles from the root.
     pub fn path(&self) -> Vec<u8> {
         (0..self.len as usize)
@@ -1391,6 +1396,8 @@ mod tests {
     fn node_keys_round_trip() {
         let key = NodeKey::new(7, &[1, 15, 3]);
         assert_eq!(key.path(), vec![1, 15, 3]);
+        assert_eq!(key.first_nibble(), Some(1));
+        assert_eq!(NodeKey::new(7, &[]).first_nibble(), None);
         assert_eq!(NodeKey::decode(&key.encode()), Some(key));
         // A stray low nibble after an odd-length path is not an encoding.
         let mut stray = key.encode();
@@ -1434,7 +1441,9 @@ mod tests {
         for step in 0..300u64 {
             // One to three slots set or emptied, then rehashed.
             for _ in 0..1 + step % 3 {
-                rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                rng = rng
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let slot = (rng >> 60) as u8;
                 let child = (rng >> 20) % 4 != 0;
                 let child = child.then(|| Child::leaf([slot; 32], [(rng >> 8) as u8; 32], 0));
