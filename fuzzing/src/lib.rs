@@ -567,6 +567,9 @@ pub mod trie {
 
     struct Tree {
         memory: Memory,
+        /// The stored entries, with every entry an update reports stale
+        /// dropped at once (no retention window).
+        entries: HashMap<NodeKey, Vec<u8>>,
         root: Option<Child>,
         version: u64,
     }
@@ -575,6 +578,7 @@ pub mod trie {
         fn new() -> Self {
             Tree {
                 memory: Memory::default(),
+                entries: HashMap::new(),
                 root: None,
                 version: 0,
             }
@@ -589,7 +593,29 @@ pub mod trie {
             updates.sort_by(|a, b| a.0.cmp(&b.0));
             let update = tree::update(&self.memory, self.root.clone(), self.version, &updates)
                 .expect("nodes present");
+            for stale in &update.stale_nodes {
+                assert!(
+                    self.entries.remove(stale).is_some(),
+                    "{stale:?} reported stale but not stored"
+                );
+            }
+            for new in &update.new_nodes {
+                self.entries.insert(new.key, new.bytes.clone());
+            }
+            // Every new node rebuilds from the entries that are left: no
+            // entry a live node is stored over was reported stale.
             for new in update.new_nodes {
+                let rebuilt = tree::assemble(
+                    &new.key,
+                    |at| {
+                        self.entries
+                            .get(at)
+                            .ok_or_else(|| format!("{at:?} dropped"))
+                    },
+                    |what| what,
+                )
+                .expect("the node's entries are kept");
+                assert_eq!(rebuilt, *new.node, "{:?} rebuilt", new.key);
                 self.memory.0.insert(new.key, new.node);
             }
             self.root = update.root;

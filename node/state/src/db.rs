@@ -29,10 +29,7 @@ use rocksdb::{
 use crate::cache::ValueCache;
 use crate::node_cache::NodeCache;
 use crate::proof::{Proof, prove};
-use crate::tree::{
-    self, CHAIN_ENTRIES_MAX, Chain, Child, EMPTY, Hash, Node, NodeKey, NodeReader, StoredNode,
-    key_hash, value_hash,
-};
+use crate::tree::{self, Child, EMPTY, Hash, Node, NodeKey, NodeReader, key_hash, value_hash};
 
 const CF_FLAT: &str = "flat";
 const CF_HISTORY: &str = "history";
@@ -756,37 +753,15 @@ impl StateDb {
     /// a delta, the entries below it down to a whole one (at most
     /// [`CHAIN_ENTRIES_MAX`] in all).
     fn stored_node(&self, key: &NodeKey) -> Result<Arc<Node>, StateError> {
-        let mut deltas = Vec::new();
-        let mut at = *key;
-        let mut node = loop {
-            let bytes = self
-                .db
-                .get_pinned_cf(self.cf(CF_NODES), at.encode())?
-                .ok_or_else(|| StateError::Corrupt(format!("missing tree node {at:?}")))?;
-            match StoredNode::decode(&bytes, at.version) {
-                Some(StoredNode::Whole(node)) => break node,
-                Some(StoredNode::Delta {
-                    base,
-                    changed,
-                    slots,
-                }) if deltas.len() + 1 < CHAIN_ENTRIES_MAX => {
-                    deltas.push((at.version, bytes.len(), changed, slots));
-                    at.version = base;
-                }
-                Some(StoredNode::Delta { .. }) => {
-                    return Err(StateError::Corrupt(format!(
-                        "tree node {key:?} is more than {CHAIN_ENTRIES_MAX} entries deep"
-                    )));
-                }
-                None => return Err(StateError::Corrupt(format!("tree node {at:?}"))),
-            }
-        };
-        let mut chain = Chain::whole(at.version);
-        for (version, len, changed, slots) in deltas.into_iter().rev() {
-            node.apply_delta(changed, slots);
-            chain = chain.then(version, len).expect("bounded and increasing");
-        }
-        node.chain = chain;
+        let node = tree::assemble(
+            key,
+            |at| {
+                self.db
+                    .get_pinned_cf(self.cf(CF_NODES), at.encode())?
+                    .ok_or_else(|| StateError::Corrupt(format!("missing tree node {at:?}")))
+            },
+            StateError::Corrupt,
+        )?;
         Ok(Arc::new(node))
     }
 }

@@ -272,6 +272,53 @@ pub enum StoredNode {
     },
 }
 
+/// Rebuilds the node at `key` from its stored entries: its own, and if
+/// that is a delta, the entries below it down to a whole one. `entry`
+/// fetches the entry at a key (an error if it is missing); an entry that
+/// does not decode, or a chain longer than [`CHAIN_ENTRIES_MAX`], is
+/// `Err(corrupt(what))`.
+pub fn assemble<B, E>(
+    key: &NodeKey,
+    mut entry: impl FnMut(&NodeKey) -> Result<B, E>,
+    corrupt: impl Fn(String) -> E,
+) -> Result<Node, E>
+where
+    B: AsRef<[u8]>,
+{
+    let mut deltas = Vec::new();
+    let mut at = *key;
+    let mut node = loop {
+        let bytes = entry(&at)?;
+        let bytes = bytes.as_ref();
+        match StoredNode::decode(bytes, at.version) {
+            Some(StoredNode::Whole(node)) => break node,
+            Some(StoredNode::Delta {
+                base,
+                changed,
+                slots,
+            }) if deltas.len() + 1 < CHAIN_ENTRIES_MAX => {
+                deltas.push((at.version, bytes.len(), changed, slots));
+                at.version = base;
+            }
+            Some(StoredNode::Delta { .. }) => {
+                return Err(corrupt(format!(
+                    "tree node {key:?} is more than {CHAIN_ENTRIES_MAX} entries deep"
+                )));
+            }
+            None => return Err(corrupt(format!("tree node {at:?}"))),
+        }
+    };
+    let mut chain = Chain::whole(at.version);
+    for (version, len, changed, slots) in deltas.into_iter().rev() {
+        node.apply_delta(changed, slots);
+        chain = chain
+            .then(version, len)
+            .expect("within the bound, versions increasing");
+    }
+    node.chain = chain;
+    Ok(node)
+}
+
 const STORED_WHOLE: u8 = 0;
 const STORED_DELTA: u8 = 1;
 
@@ -1166,32 +1213,13 @@ mod tests {
     }
 
     /// Rebuilds the node at `key` from stored entries alone.
-    fn assemble(entries: &HashMap<NodeKey, Vec<u8>>, key: &NodeKey) -> Node {
-        let mut at = *key;
-        let mut deltas = Vec::new();
-        let mut node = loop {
-            let bytes = entries
-                .get(&at)
-                .unwrap_or_else(|| panic!("entry {at:?} kept"));
-            match StoredNode::decode(bytes, at.version).expect("decodes") {
-                StoredNode::Whole(node) => break node,
-                StoredNode::Delta {
-                    base,
-                    changed,
-                    slots,
-                } => {
-                    deltas.push((at.version, bytes.len(), changed, slots));
-                    at.version = base;
-                }
-            }
-        };
-        let mut chain = Chain::whole(at.version);
-        for (version, len, changed, slots) in deltas.into_iter().rev() {
-            node.apply_delta(changed, slots);
-            chain = chain.then(version, len).expect("chain within bounds");
-        }
-        node.chain = chain;
-        node
+    fn assemble_from(entries: &HashMap<NodeKey, Vec<u8>>, key: &NodeKey) -> Node {
+        super::assemble(
+            key,
+            |at| entries.get(at).ok_or_else(|| format!("entry {at:?} kept")),
+            |what| what,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -1234,7 +1262,7 @@ mod tests {
                     continue;
                 };
                 let key = NodeKey::new(version, &path);
-                let node = assemble(&entries, &key);
+                let node = assemble_from(&entries, &key);
                 assert_eq!(node.hash(), hash, "{key:?}");
                 assert_eq!(node.children, memory.0[&key].children, "{key:?}");
                 assert_eq!(node.chain, memory.0[&key].chain, "{key:?}");
