@@ -547,8 +547,13 @@ impl StateDb {
         let mut batch = WriteBatch::with_capacity_bytes(value_bytes + node_bytes + 64 * 1024);
         let (flat, history, nodes) = (self.cf(CF_FLAT), self.cf(CF_HISTORY), self.cf(CF_NODES));
         let mut stale = StaleList::default();
-        let replaced: std::collections::HashMap<Hash, u64> =
-            update.replaced.iter().copied().collect();
+        // The keys the update replaced, with the versions of their values,
+        // come in key-hash order (the tree's): a binary search finds one.
+        let replaced = |hash: &Hash| -> Option<u64> {
+            let at = update.replaced.binary_search_by(|(key, _)| key.cmp(hash));
+            at.ok().map(|at| update.replaced[at].1)
+        };
+        debug_assert!(update.replaced.windows(2).all(|pair| pair[0].0 < pair[1].0));
         // Each column family's entries go into the batch in ascending key
         // order: RocksDB's memtable inserts a run of ascending keys far
         // faster than scattered ones (its skiplist search starts from the
@@ -556,13 +561,14 @@ impl StateDb {
         for (hash, key, value) in &entries {
             match value {
                 Some(value) => batch.put_cf(flat, key, value),
-                None if replaced.contains_key(hash) => batch.delete_cf(flat, key),
+                None if replaced(hash).is_some() => batch.delete_cf(flat, key),
                 None => {}
             }
         }
         let mut entry = Vec::new();
         for &idx in &by_hash {
             let (hash, _, value) = entries[idx];
+            let old = replaced(&hash);
             match value {
                 Some(value) => {
                     entry.clear();
@@ -570,7 +576,7 @@ impl StateDb {
                     entry.extend_from_slice(value);
                     batch.put_cf(history, history_key(&hash, version), &entry);
                 }
-                None if replaced.contains_key(&hash) => {
+                None if old.is_some() => {
                     batch.put_cf(history, history_key(&hash, version), [0u8]);
                     // Once `version` leaves the window, the values this
                     // tombstone hides are pruned, and so can it be.
@@ -578,8 +584,8 @@ impl StateDb {
                 }
                 None => {}
             }
-            if let Some(old) = replaced.get(&hash) {
-                stale.push(STALE_HISTORY, &history_key(&hash, *old));
+            if let Some(old) = old {
+                stale.push(STALE_HISTORY, &history_key(&hash, old));
             }
         }
         let mut new_nodes = update.new_nodes;

@@ -760,7 +760,7 @@ pub struct TreeUpdate {
     /// Nodes the new version no longer uses.
     pub stale_nodes: Vec<NodeKey>,
     /// Keys that existed and were updated or removed: `(key hash, version
-    /// of the value they had)`.
+    /// of the value they had)`, in key-hash order.
     pub replaced: Vec<(Hash, u64)>,
 }
 
@@ -1203,6 +1203,13 @@ mod tests {
         assert_eq!(threaded.stale_nodes, single.stale_nodes);
         assert_eq!(threaded.replaced, single.replaced);
         assert_eq!(threaded.replaced.len(), 1300);
+        // In key-hash order, each key once (the store binary-searches it).
+        assert!(
+            threaded
+                .replaced
+                .windows(2)
+                .all(|pair| pair[0].0 < pair[1].0)
+        );
         // And the root is the root of the resulting set.
         let expected: Vec<(Hash, Hash)> = (0..1000)
             .map(|n| (kv(n).0, kv(n + 50_000).1))
