@@ -451,23 +451,30 @@ impl Node {
     /// a delta of the `changed` slots over the entry at `base`; see
     /// [`StoredNode::decode`].
     pub fn encode_stored(&self, version: u64, delta: Option<(u64, u16)>) -> Vec<u8> {
+        let len = self.stored_len(version, delta);
+        let mut bytes = Vec::with_capacity(len);
         match delta {
             None => {
-                let mut bytes = Vec::with_capacity(1 + self.encoded_len(version, u16::MAX));
                 bytes.push(STORED_WHOLE);
-                self.encode_slots_into(version, u16::MAX, &mut bytes);
-                bytes
+                self.encode_into(version, &mut bytes);
             }
             Some((base, changed)) => {
-                let age = version - base;
-                let len = 1 + varint_len(age) + 2 + self.encoded_len(version, changed);
-                let mut bytes = Vec::with_capacity(len);
                 bytes.push(STORED_DELTA);
-                put_varint(&mut bytes, age);
+                put_varint(&mut bytes, version - base);
                 bytes.extend_from_slice(&changed.to_be_bytes());
                 self.encode_slots_into(version, changed, &mut bytes);
-                debug_assert_eq!(bytes.len(), len);
-                bytes
+            }
+        }
+        debug_assert_eq!(bytes.len(), len);
+        bytes
+    }
+
+    /// Bytes of [`Node::encode_stored`] with the same arguments.
+    fn stored_len(&self, version: u64, delta: Option<(u64, u16)>) -> usize {
+        match delta {
+            None => 1 + self.encoded_len(version, u16::MAX),
+            Some((base, changed)) => {
+                1 + varint_len(version - base) + 2 + self.encoded_len(version, changed)
             }
         }
     }
@@ -1041,9 +1048,9 @@ where
         let stored = Arc::make_mut(&mut node);
         let hash = stored.rehash();
         let changed = std::mem::take(&mut stored.dirty);
-        let whole_len = 1 + stored.encoded_len(version, u16::MAX);
+        let whole_len = stored.stored_len(version, None);
         let delta = stored.chain.versions().last().and_then(|&base| {
-            let len = 1 + varint_len(version - base) + 2 + stored.encoded_len(version, changed);
+            let len = stored.stored_len(version, Some((base, changed)));
             let fits = changed != 0
                 && 2 * len <= whole_len
                 && stored.chain.delta_bytes() + len <= 2 * whole_len;
