@@ -1,15 +1,19 @@
 //! The state store on RocksDB.
 //!
 //! Column families:
-//! * `flat` — latest value per key: reads are one RocksDB get, no tree walk;
-//! * `history` — `blake3(key) ‖ !version` → value (or a tombstone), so a
-//!   seek finds the newest value at or below a version;
+//! * `values` — every key's values by version, with RocksDB's user-defined
+//!   timestamps (the version, 8 bytes big-endian, after the key; newest
+//!   first): a read at the latest version, or at any retained one, is one
+//!   RocksDB get, no tree walk; a removal is a tombstone at its version.
+//!   Versions below the oldest retained one are dropped by RocksDB's own
+//!   flushes and compactions (its `full_history_ts_low`), with no deletes
+//!   in the commit;
 //! * `nodes` — tree nodes by [`NodeKey`] (version, path), each whole or as
 //!   a delta of the slots that changed since its previous version (see
 //!   [`tree::Chain`]);
 //! * `roots` — the tree root of every retained version;
-//! * `stale` — per version, the list of nodes and history entries it
-//!   superseded, in the order they may be pruned;
+//! * `stale` — per version, the list of nodes it superseded, in the order
+//!   they may be pruned;
 //! * `meta` — the last committed version, its root and the oldest version
 //!   still readable; and the database's [`STATE_FORMAT`].
 //!
@@ -17,6 +21,7 @@
 //! leaves either the previous version or the new one, complete. Pruning
 //! rides in the same batch and does bounded work per commit.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -31,13 +36,12 @@ use crate::node_cache::NodeCache;
 use crate::proof::{Proof, prove};
 use crate::tree::{self, Child, EMPTY, Hash, Node, NodeKey, NodeReader, key_hash, value_hash};
 
-const CF_FLAT: &str = "flat";
-const CF_HISTORY: &str = "history";
+const CF_VALUES: &str = "values";
 const CF_NODES: &str = "nodes";
 const CF_ROOTS: &str = "roots";
 const CF_STALE: &str = "stale";
 const CF_META: &str = "meta";
-const COLUMN_FAMILIES: [&str; 6] = [CF_FLAT, CF_HISTORY, CF_NODES, CF_ROOTS, CF_STALE, CF_META];
+const COLUMN_FAMILIES: [&str; 5] = [CF_VALUES, CF_NODES, CF_ROOTS, CF_STALE, CF_META];
 const META_LATEST: &[u8] = b"latest";
 const META_FORMAT: &[u8] = b"format";
 
@@ -47,14 +51,62 @@ const META_FORMAT: &[u8] = b"format";
 /// pairs with unkeyed BLAKE3 and stored versions as 8 bytes; format 2 used
 /// keyed BLAKE3 and compact nodes ([`Node::encode`]), each stored whole;
 /// format 3 stores a node whole or as a delta over its previous version
-/// ([`StoredNode`]).
-pub const STATE_FORMAT: u32 = 3;
+/// ([`StoredNode`]); format 4 keeps values by version in one column family
+/// (`values`) instead of latest values beside a history.
+pub const STATE_FORMAT: u32 = 4;
+
+/// The column families of formats 1 to 3, whose latest values (`flat`)
+/// and history were kept apart.
+const COLUMN_FAMILIES_BEFORE_4: [&str; 6] = ["flat", "history", "nodes", "roots", "stale", "meta"];
+
+/// The name of the `values` comparator: RocksDB refuses to open the column
+/// family with any other.
+const VALUES_COMPARATOR: &str = "stele.key-then-newest-version.v1";
+
+/// Bytes of a version as a `values` timestamp.
+const VERSION_BYTES: usize = 8;
+
+/// The `values` timestamp of `version`: big-endian, so that byte order is
+/// version order.
+fn version_ts(version: u64) -> [u8; VERSION_BYTES] {
+    version.to_be_bytes()
+}
+
+/// `values` order: by key, then newest version first. `a` and `b` end with
+/// their timestamps.
+fn compare_values_keys(a: &[u8], b: &[u8]) -> Ordering {
+    let (a_key, a_ts) = a.split_at(a.len().saturating_sub(VERSION_BYTES));
+    let (b_key, b_ts) = b.split_at(b.len().saturating_sub(VERSION_BYTES));
+    a_key.cmp(b_key).then_with(|| b_ts.cmp(a_ts))
+}
+
+/// `values` order of two keys without their timestamps (each flag says
+/// whether that key still carries one).
+fn compare_values_keys_without_ts(a: &[u8], a_has_ts: bool, b: &[u8], b_has_ts: bool) -> Ordering {
+    let strip = |key: &'_ [u8], has_ts: bool| -> usize {
+        if has_ts {
+            key.len().saturating_sub(VERSION_BYTES)
+        } else {
+            key.len()
+        }
+    };
+    a[..strip(a, a_has_ts)].cmp(&b[..strip(b, b_has_ts)])
+}
+
+/// Versions between raises of `values`' `full_history_ts_low`. Each raise
+/// is a synced write of RocksDB's manifest, so it is made every this many
+/// versions rather than at every commit; until it is, up to this many
+/// more versions than the window wait to be dropped.
+pub const HISTORY_LOW_STEP: u64 = 16;
+
+/// Read options at `version` of `values`.
+fn read_at(version: u64) -> ReadOptions {
+    let mut read = ReadOptions::default();
+    read.set_timestamp(version_ts(version));
+    read
+}
 
 const STALE_NODE: u8 = 0;
-const STALE_HISTORY: u8 = 1;
-/// Tombstones sort after the values they hide, so pruning never removes a
-/// tombstone while an older value it hides is still there.
-const STALE_TOMBSTONE: u8 = 2;
 
 /// How long old versions stay readable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,7 +133,7 @@ pub struct StateConfig {
     pub node_cache_entries: usize,
     /// RocksDB block cache. Default: 256 MiB.
     pub block_cache_bytes: usize,
-    /// Latest values kept in memory in front of the flat store (recently
+    /// Latest values kept in memory in front of `values` (recently
     /// read or written; 0 turns it off). Default: 64 MiB.
     pub value_cache_bytes: usize,
     /// Most stale entries one commit prunes. Default: 200,000.
@@ -200,35 +252,22 @@ fn decode_root(bytes: &[u8], version: u64) -> Result<Option<Child>, StateError> 
     Ok(node.children[0].take())
 }
 
-fn history_key(key_hash: &Hash, version: u64) -> [u8; 40] {
-    let mut key = [0u8; 40];
-    key[..32].copy_from_slice(key_hash);
-    key[32..].copy_from_slice(&(u64::MAX - version).to_be_bytes());
-    key
-}
-
 /// What one version superseded, as one `stale` entry: records of `kind ‖
-/// length ‖ target`, nodes and values first and tombstones last.
+/// length ‖ target` (nodes, the only kind: values need none, see
+/// [`HISTORY_LOW_STEP`]).
 #[derive(Default)]
 struct StaleList {
     records: Vec<u8>,
-    tombstones: Vec<u8>,
 }
 
 impl StaleList {
     fn push(&mut self, kind: u8, target: &[u8]) {
-        let records = if kind == STALE_TOMBSTONE {
-            &mut self.tombstones
-        } else {
-            &mut self.records
-        };
-        records.push(kind);
-        records.push(target.len() as u8);
-        records.extend_from_slice(target);
+        self.records.push(kind);
+        self.records.push(target.len() as u8);
+        self.records.extend_from_slice(target);
     }
 
-    fn into_bytes(mut self) -> Vec<u8> {
-        self.records.extend_from_slice(&self.tombstones);
+    fn into_bytes(self) -> Vec<u8> {
         self.records
     }
 }
@@ -259,6 +298,48 @@ pub struct StateDb {
     nodes: NodeCache,
     values: ValueCache,
     commit_lock: Mutex<()>,
+    /// The `full_history_ts_low` of `values` as last set.
+    history_low: Mutex<u64>,
+    /// Reads of `values` at the latest version (at the largest timestamp:
+    /// a reader sees a commit once RocksDB has it, as it always did).
+    read_latest: ReadOptions,
+}
+
+/// Refuses a database in the column-family layout of formats 1 to 3 (latest
+/// values apart from their history), naming its format: its `values` would
+/// not open with this build's options, so the format entry is read with
+/// the old layout, read-only, and nothing is written.
+fn refuse_layout_before_4(path: &Path) -> Result<(), StateError> {
+    let Ok(names) = DB::list_cf(&Options::default(), path) else {
+        // No database yet.
+        return Ok(());
+    };
+    if !names.iter().any(|name| name == "flat") {
+        return Ok(());
+    }
+    let old = DB::open_cf_for_read_only(
+        &Options::default(),
+        path,
+        COLUMN_FAMILIES_BEFORE_4
+            .iter()
+            .filter(|name| names.iter().any(|have| have == *name)),
+        false,
+    )?;
+    let meta = old
+        .cf_handle(CF_META)
+        .ok_or_else(|| StateError::Corrupt("no meta column family".into()))?;
+    let found = match old.get_cf(meta, META_FORMAT)? {
+        None => 1,
+        Some(bytes) => u32::from_be_bytes(
+            bytes[..]
+                .try_into()
+                .map_err(|_| StateError::Corrupt("format entry".into()))?,
+        ),
+    };
+    Err(StateError::Format {
+        found,
+        expected: STATE_FORMAT,
+    })
 }
 
 impl StateDb {
@@ -282,9 +363,9 @@ impl StateDb {
                 rocksdb::DBCompressionType::Lz4
             };
             options.set_compression_type(compression);
-            // Memtables: a block's values and history entries land all over
-            // their key space, and each insert into a skiplist costs more
-            // the more it holds, so those column families flush at 16 MiB;
+            // Memtables: a block's values land all over their key space,
+            // and each insert into a skiplist costs more the more it
+            // holds, so `values` (and the small ones) flush at 16 MiB;
             // new tree nodes append at the end of `nodes` (their keys start
             // with the version), which stays at 64 MiB to keep level 0
             // small. (Same bench, side by side with jmt: 64 MiB everywhere
@@ -292,6 +373,15 @@ impl StateDb {
             // 8 MiB, or 32 MiB for nodes, made blocks slower and noisier.)
             let memtable_mib = if name == CF_NODES { 64 } else { 16 };
             options.set_write_buffer_size(memtable_mib * 1024 * 1024);
+            if name == CF_VALUES {
+                options.set_comparator_with_ts(
+                    VALUES_COMPARATOR,
+                    VERSION_BYTES,
+                    Box::new(compare_values_keys),
+                    Box::new(|a: &[u8], b: &[u8]| a.cmp(b)),
+                    Box::new(compare_values_keys_without_ts),
+                );
+            }
             ColumnFamilyDescriptor::new(name, options)
         };
         let mut options = Options::default();
@@ -312,6 +402,7 @@ impl StateDb {
         let mut env = rocksdb::Env::new()?;
         env.lower_thread_pool_cpu_priority();
         options.set_env(&env);
+        refuse_layout_before_4(&config.path)?;
         let descriptors: Vec<_> = COLUMN_FAMILIES
             .iter()
             .map(|name| column_family(name))
@@ -363,14 +454,53 @@ impl StateDb {
         };
         let values = ValueCache::new(config.value_cache_bytes);
         let nodes = NodeCache::new(config.node_cache_entries);
-        Ok(StateDb {
+        let state = StateDb {
             db,
             config,
             meta: RwLock::new(meta),
             nodes,
             values,
             commit_lock: Mutex::new(()),
-        })
+            history_low: Mutex::new(0),
+            read_latest: read_at(u64::MAX),
+        };
+        // A crash may have come between a commit and the raise that
+        // would have followed it.
+        let oldest = state.meta().oldest;
+        state.raise_history_low(oldest, true)?;
+        Ok(state)
+    }
+
+    /// Lets RocksDB drop the values that no version from `oldest` on can
+    /// read: every key keeps its versions from `oldest` on and the newest
+    /// one below. Raised every [`HISTORY_LOW_STEP`] versions (or whenever
+    /// `now`); never above `oldest`, so no retained read loses its value.
+    fn raise_history_low(&self, oldest: u64, now: bool) -> Result<(), StateError> {
+        if self.config.retention == Retention::Archive {
+            return Ok(());
+        }
+        let mut low = self
+            .history_low
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if oldest <= *low || (!now && oldest < *low + HISTORY_LOW_STEP) {
+            return Ok(());
+        }
+        let values = self.cf(CF_VALUES);
+        // What RocksDB already has (after a restart, possibly more than
+        // this process set); it refuses to lower it.
+        let current = self
+            .db
+            .get_full_history_ts_low(values)
+            .ok()
+            .and_then(|bytes| <[u8; VERSION_BYTES]>::try_from(bytes.as_slice()).ok())
+            .map_or(0, u64::from_be_bytes);
+        if oldest > current {
+            self.db
+                .increase_full_history_ts_low(values, version_ts(oldest))?;
+        }
+        *low = oldest.max(current);
+        Ok(())
     }
 
     /// The directory of the database.
@@ -443,34 +573,35 @@ impl StateDb {
     }
 
     /// The latest value of `key`: from the value cache, or one read of
-    /// the flat store.
+    /// `values`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         let generation = match self.values.get(key) {
             Ok(value) => return Ok(value),
             Err(generation) => generation,
         };
-        let value = self.db.get_pinned_cf(self.cf(CF_FLAT), key)?;
+        let value = self
+            .db
+            .get_pinned_cf_opt(self.cf(CF_VALUES), key, &self.read_latest)?;
         if let Some(generation) = generation {
             self.values.fill(key, value.as_deref(), generation);
         }
         Ok(value.map(|value| value.to_vec()))
     }
 
-    /// The value of `key` at a retained version.
+    /// The value of `key` at a retained version: one read of `values` at
+    /// that version.
     pub fn get_at(&self, key: &[u8], version: u64) -> Result<Option<Vec<u8>>, StateError> {
         self.check_version(version)?;
-        let hash = key_hash(key);
-        let mut iterator = self.db.raw_iterator_cf(self.cf(CF_HISTORY));
-        iterator.seek(history_key(&hash, version));
-        match (iterator.key(), iterator.value()) {
-            (Some(found), Some(value)) if found[..32] == hash => match value.split_first() {
-                Some((0, _)) => Ok(None),
-                Some((1, value)) => Ok(Some(value.to_vec())),
-                _ => Err(StateError::Corrupt("history entry".into())),
-            },
-            _ => {
-                iterator.status()?;
-                Ok(None)
+        match self
+            .db
+            .get_pinned_cf_opt(self.cf(CF_VALUES), key, &read_at(version))
+        {
+            Ok(value) => Ok(value.map(|value| value.to_vec())),
+            // RocksDB refuses a read below what it may have dropped: the
+            // version was pruned after the check above.
+            Err(error) => {
+                self.check_version(version)?;
+                Err(error.into())
             }
         }
     }
@@ -478,10 +609,10 @@ impl StateDb {
     /// The first latest entry with key `>= start` that starts with `prefix`.
     pub fn next(&self, start: &[u8], prefix: &[u8]) -> Result<Option<KeyValue>, StateError> {
         let start = start.max(prefix);
-        let mut read = ReadOptions::default();
+        let mut read = read_at(u64::MAX);
         read.set_prefix_same_as_start(false);
         let mut iterator = self.db.iterator_cf_opt(
-            self.cf(CF_FLAT),
+            self.cf(CF_VALUES),
             read,
             IteratorMode::From(start, Direction::Forward),
         );
@@ -506,8 +637,8 @@ impl StateDb {
     }
 
     /// Commits `writes` as `version`, which must be above the latest; returns
-    /// the new root. One atomic write batch: values, history, tree nodes,
-    /// root, metadata and a bounded amount of pruning.
+    /// the new root. One atomic write batch: values, tree nodes, root,
+    /// metadata and a bounded amount of pruning.
     pub fn commit(&self, version: u64, writes: &WriteSet) -> Result<Hash, StateError> {
         let _serial = self
             .commit_lock
@@ -520,24 +651,23 @@ impl StateDb {
             return Err(StateError::VersionNotIncreasing { version, latest });
         }
         // The writes in key order (as given) with their key hashes, and
-        // their order by key hash (the tree's, and the history's).
+        // the tree's updates in key-hash order.
         let entries: Vec<HashedWrite<'_>> = writes
             .iter()
             .map(|(key, value)| (key_hash(key), key.as_slice(), value.as_deref()))
             .collect();
-        let mut by_hash: Vec<usize> = (0..entries.len()).collect();
-        by_hash.sort_unstable_by(|&a, &b| entries[a].0.cmp(&entries[b].0));
-        let updates: Vec<(Hash, Option<Hash>)> = by_hash
+        let mut updates: Vec<(Hash, Option<Hash>)> = entries
             .iter()
-            .map(|&idx| (entries[idx].0, entries[idx].2.map(value_hash)))
+            .map(|(hash, _, value)| (*hash, value.map(value_hash)))
             .collect();
+        updates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let update = tree::update(self, meta.root.clone(), version, &updates)?;
         let archive = self.config.retention == Retention::Archive;
 
         // Sized up front: growing a large batch copies it again and again.
         let value_bytes: usize = writes
             .iter()
-            .map(|(key, value)| 2 * (key.len() + 48 + value.as_ref().map_or(0, Vec::len)))
+            .map(|(key, value)| key.len() + 32 + value.as_ref().map_or(0, Vec::len))
             .sum();
         let node_bytes: usize = update
             .new_nodes
@@ -545,47 +675,30 @@ impl StateDb {
             .map(|new| new.bytes.len() + 64)
             .sum();
         let mut batch = WriteBatch::with_capacity_bytes(value_bytes + node_bytes + 64 * 1024);
-        let (flat, history, nodes) = (self.cf(CF_FLAT), self.cf(CF_HISTORY), self.cf(CF_NODES));
+        let (values, nodes) = (self.cf(CF_VALUES), self.cf(CF_NODES));
         let mut stale = StaleList::default();
-        // The keys the update replaced, with the versions of their values,
-        // come in key-hash order (the tree's): a binary search finds one.
-        let replaced = |hash: &Hash| -> Option<u64> {
-            let at = update.replaced.binary_search_by(|(key, _)| key.cmp(hash));
-            at.ok().map(|at| update.replaced[at].1)
+        // The keys the update replaced come in key-hash order (the
+        // tree's): a binary search finds one.
+        let replaced = |hash: &Hash| -> bool {
+            update
+                .replaced
+                .binary_search_by(|(key, _)| key.cmp(hash))
+                .is_ok()
         };
         debug_assert!(update.replaced.windows(2).all(|pair| pair[0].0 < pair[1].0));
         // Each column family's entries go into the batch in ascending key
         // order: RocksDB's memtable inserts a run of ascending keys far
         // faster than scattered ones (its skiplist search starts from the
-        // previous insert).
+        // previous insert). A value is written at its version; the ones it
+        // supersedes stay readable at theirs until RocksDB drops them (see
+        // `raise_history_low`), so a commit deletes none.
+        let ts = version_ts(version);
         for (hash, key, value) in &entries {
             match value {
-                Some(value) => batch.put_cf(flat, key, value),
-                None if replaced(hash).is_some() => batch.delete_cf(flat, key),
+                Some(value) => batch.put_cf_with_ts(values, key, ts, value),
+                // Removing a key that is not there writes nothing.
+                None if replaced(hash) => batch.delete_cf_with_ts(values, key, ts),
                 None => {}
-            }
-        }
-        let mut entry = Vec::new();
-        for &idx in &by_hash {
-            let (hash, _, value) = entries[idx];
-            let old = replaced(&hash);
-            match value {
-                Some(value) => {
-                    entry.clear();
-                    entry.push(1);
-                    entry.extend_from_slice(value);
-                    batch.put_cf(history, history_key(&hash, version), &entry);
-                }
-                None if old.is_some() => {
-                    batch.put_cf(history, history_key(&hash, version), [0u8]);
-                    // Once `version` leaves the window, the values this
-                    // tombstone hides are pruned, and so can it be.
-                    stale.push(STALE_TOMBSTONE, &history_key(&hash, version));
-                }
-                None => {}
-            }
-            if let Some(old) = old {
-                stale.push(STALE_HISTORY, &history_key(&hash, old));
             }
         }
         let mut new_nodes = update.new_nodes;
@@ -656,6 +769,9 @@ impl StateDb {
             root,
             oldest,
         };
+        // A failure here only delays dropping old values: the next step,
+        // or the next open, raises it again.
+        let _ = self.raise_history_low(oldest, false);
         Ok(hash)
     }
 
@@ -669,7 +785,7 @@ impl StateDb {
         oldest: u64,
         previous_oldest: u64,
     ) -> Result<(), StateError> {
-        let (stale, nodes, history) = (self.cf(CF_STALE), self.cf(CF_NODES), self.cf(CF_HISTORY));
+        let (stale, nodes) = (self.cf(CF_STALE), self.cf(CF_NODES));
         let mut iterator = self.db.raw_iterator_cf(stale);
         iterator.seek_to_first();
         let mut budget = self.config.prune_per_commit_max;
@@ -688,13 +804,12 @@ impl StateDb {
             let n_now = records.len().min(budget);
             for (kind, target) in &records[..n_now] {
                 match *kind {
-                    // Each node key and history key is written exactly
-                    // once, so a single-delete removes it: its tombstone
-                    // and the entry both vanish where they meet in a
-                    // compaction, rather than the tombstone travelling on
-                    // to the last level.
+                    // Each node key is written exactly once, so a
+                    // single-delete removes it: its tombstone and the
+                    // entry both vanish where they meet in a compaction,
+                    // rather than the tombstone travelling on to the last
+                    // level.
                     STALE_NODE => batch.single_delete_cf(nodes, target),
-                    STALE_HISTORY | STALE_TOMBSTONE => batch.single_delete_cf(history, target),
                     _ => return Err(StateError::Corrupt("stale record kind".into())),
                 }
             }
@@ -718,31 +833,59 @@ impl StateDb {
     }
 
     /// Number of entries in each column family (for tests and metrics;
-    /// scans everything).
+    /// scans everything). For `values` that is every version RocksDB still
+    /// holds, removals included, whether or not a retained version can
+    /// read it: what pruning must keep bounded.
     pub fn entry_counts(&self) -> Result<BTreeMap<&'static str, u64>, StateError> {
         let mut counts = BTreeMap::new();
         for name in COLUMN_FAMILIES {
-            let mut n = 0;
-            for entry in self.db.iterator_cf(self.cf(name), IteratorMode::Start) {
-                entry?;
-                n += 1;
+            let mut read = ReadOptions::default();
+            if name == CF_VALUES {
+                read.set_timestamp(version_ts(u64::MAX));
+                read.set_iter_start_ts(version_ts(0));
             }
+            let mut iterator = self.db.raw_iterator_cf_opt(self.cf(name), read);
+            iterator.seek_to_first();
+            let mut n = 0;
+            while iterator.valid() {
+                n += 1;
+                iterator.next();
+            }
+            iterator.status()?;
             counts.insert(name, n);
         }
         Ok(counts)
     }
 
+    /// Compacts every column family down to its last level now: what
+    /// pruning released (values below the oldest version, deleted nodes) is
+    /// gone from disk when this returns, rather than when RocksDB's own
+    /// compactions reach it. For tests and maintenance; it reads and
+    /// rewrites the whole database.
+    pub fn compact(&self) -> Result<(), StateError> {
+        let mut options = rocksdb::CompactOptions::default();
+        options.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+        for name in COLUMN_FAMILIES {
+            self.db
+                .compact_range_cf_opt(self.cf(name), None::<&[u8]>, None::<&[u8]>, &options);
+        }
+        Ok(())
+    }
+
     /// Every latest entry, in key order (for tests and recovery checks).
     pub fn entries(&self) -> Result<Vec<KeyValue>, StateError> {
         let mut entries = Vec::new();
-        for entry in self.db.iterator_cf(self.cf(CF_FLAT), IteratorMode::Start) {
+        for entry in
+            self.db
+                .iterator_cf_opt(self.cf(CF_VALUES), read_at(u64::MAX), IteratorMode::Start)
+        {
             let (key, value) = entry?;
             entries.push((key.to_vec(), value.to_vec()));
         }
         Ok(entries)
     }
 
-    /// Rebuilds the latest root from the flat store alone and compares it
+    /// Rebuilds the latest root from the latest values alone and compares it
     /// with the committed one: a full consistency check.
     pub fn verify_root(&self) -> Result<bool, StateError> {
         let entries: Vec<(Hash, Hash)> = self

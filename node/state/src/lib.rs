@@ -26,7 +26,8 @@ pub mod tree;
 
 #[cfg(feature = "db")]
 pub use db::{
-    KeyValue, Overlay, Retention, STATE_FORMAT, StateConfig, StateDb, StateError, WriteSet,
+    HISTORY_LOW_STEP, KeyValue, Overlay, Retention, STATE_FORMAT, StateConfig, StateDb, StateError,
+    WriteSet,
 };
 pub use proof::{Proof, ProofError, Terminal};
 pub use tree::{EMPTY, Hash};

@@ -11,7 +11,8 @@ use std::process::{Command, Stdio};
 use crash_blocks::{Rng, block, model};
 use stele_state::tree::{key_hash, root_of, value_hash};
 use stele_state::{
-    Overlay, Proof, ProofError, Retention, StateConfig, StateDb, StateError, WriteSet,
+    HISTORY_LOW_STEP, Overlay, Proof, ProofError, Retention, StateConfig, StateDb, StateError,
+    WriteSet,
 };
 
 fn config(dir: &tempfile::TempDir, retention: Retention) -> StateConfig {
@@ -269,7 +270,8 @@ fn versions_must_increase_and_old_ones_are_pruned() {
 #[test]
 fn the_database_stops_growing_under_steady_overwrites() {
     let dir = tempfile::tempdir().unwrap();
-    let state = StateDb::open(config(&dir, Retention::Window(10))).unwrap();
+    let window = 10;
+    let state = StateDb::open(config(&dir, Retention::Window(window))).unwrap();
     let overwrite = |version: u64| -> WriteSet {
         (0..500u32)
             .map(|n| {
@@ -280,31 +282,38 @@ fn the_database_stops_growing_under_steady_overwrites() {
             })
             .collect()
     };
+    let step = HISTORY_LOW_STEP;
     let mut totals = Vec::new();
-    for version in 1..=80 {
+    for version in 1..=7 * step {
         state.commit(version, &overwrite(version)).unwrap();
-        if version % 20 == 0 {
-            let counts = state.entry_counts().unwrap();
-            totals.push(counts.values().sum::<u64>());
+        // Counted once RocksDB has dropped what pruning released, at the
+        // same point of each step (see `HISTORY_LOW_STEP`).
+        if version % step == 0 && version >= 3 * step {
+            state.compact().unwrap();
+            totals.push(state.entry_counts().unwrap());
         }
     }
     // After the window fills, every commit prunes what it supersedes.
-    assert_eq!(totals[1], totals[2], "{totals:?}");
-    assert_eq!(totals[2], totals[3], "{totals:?}");
+    for pair in totals.windows(2) {
+        assert_eq!(pair[0], pair[1], "{totals:?}");
+    }
     let counts = state.entry_counts().unwrap();
-    assert_eq!(counts["flat"], 500);
-    assert_eq!(
-        counts["history"],
-        500 * 11,
-        "the window plus the latest version"
-    );
+    assert_eq!(state.entries().unwrap().len(), 500);
+    // Versions from where the values' history was last cut (one step
+    // below the oldest one: 96 - 10 = 86, cut at 80), then the newest
+    // one below it, which reads at the cut still need.
+    let oldest = 7 * step - window;
+    let cut = oldest - oldest % step;
+    assert_eq!(counts["values"], 500 * (7 * step - cut + 2), "{counts:?}");
+    assert!(counts["values"] <= 500 * (window + step + 1));
     // Archive mode keeps everything.
     let archive_dir = tempfile::tempdir().unwrap();
     let archive = StateDb::open(config(&archive_dir, Retention::Archive)).unwrap();
     for version in 1..=30 {
         archive.commit(version, &overwrite(version)).unwrap();
     }
-    assert_eq!(archive.entry_counts().unwrap()["history"], 500 * 30);
+    archive.compact().unwrap();
+    assert_eq!(archive.entry_counts().unwrap()["values"], 500 * 30);
     assert_eq!(
         archive.get_at(b"k7", 1).unwrap().as_deref(),
         Some(&b"v1-7"[..])
@@ -314,18 +323,30 @@ fn the_database_stops_growing_under_steady_overwrites() {
 #[test]
 fn removed_keys_churn_without_leaking_history() {
     let dir = tempfile::tempdir().unwrap();
-    let state = StateDb::open(config(&dir, Retention::Window(3))).unwrap();
-    for version in 1..=40 {
+    let window = 3;
+    let state = StateDb::open(config(&dir, Retention::Window(window))).unwrap();
+    for version in 1..=200 {
         let value = (version % 2 == 1).then_some("present");
         state.commit(version, &writes(&[("churn", value)])).unwrap();
         assert_eq!(state.get(b"churn").unwrap().is_some(), version % 2 == 1);
     }
-    assert!(state.entry_counts().unwrap()["history"] <= 5);
+    state.compact().unwrap();
+    // Values and removals alike: the window, what waits for the next cut,
+    // and the newest one below the cut.
+    let kept = state.entry_counts().unwrap()["values"];
+    assert!(
+        kept <= window + HISTORY_LOW_STEP + 1,
+        "{kept} versions kept"
+    );
     assert_eq!(
-        state.get_at(b"churn", 39).unwrap().as_deref(),
+        state.get_at(b"churn", 199).unwrap().as_deref(),
         Some(&b"present"[..])
     );
-    assert_eq!(state.get_at(b"churn", 38).unwrap(), None);
+    assert_eq!(state.get_at(b"churn", 198).unwrap(), None);
+    assert_eq!(
+        state.get_at(b"churn", 197).unwrap().as_deref(),
+        Some(&b"present"[..])
+    );
 }
 
 #[test]
@@ -380,6 +401,20 @@ fn reopening_recovers_the_committed_state() {
     assert_eq!(state.root(), model_root(&model(6)));
 }
 
+fn assert_format_refused(dir: &tempfile::TempDir, found: u32) {
+    match StateDb::open(config(dir, Retention::Window(10))) {
+        Err(error @ StateError::Format { .. }) => assert_eq!(
+            error.to_string(),
+            format!(
+                "the state database is in format {found}, this build reads format {}; \
+                 start from a new data directory",
+                stele_state::STATE_FORMAT
+            )
+        ),
+        other => panic!("expected a format error, got {:?}", other.map(|_| ())),
+    }
+}
+
 #[test]
 fn a_database_in_another_format_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
@@ -388,40 +423,85 @@ fn a_database_in_another_format_is_refused_and_left_alone() {
         state.commit(1, &block(1)).unwrap()
     };
     let path = dir.path().join("state");
-    let cfs = ["flat", "history", "nodes", "roots", "stale", "meta"];
-    let set_format = |format: Option<u32>| {
-        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), &path, cfs).unwrap();
+    // `values` opens only with a comparator of the same name (and
+    // timestamp size): the name is part of the format.
+    let set_format = |format: u32| {
+        let mut values = rocksdb::Options::default();
+        values.set_comparator_with_ts(
+            "stele.key-then-newest-version.v1",
+            8,
+            Box::new(|a: &[u8], b: &[u8]| {
+                let (a, a_ts) = a.split_at(a.len() - 8);
+                let (b, b_ts) = b.split_at(b.len() - 8);
+                a.cmp(b).then_with(|| b_ts.cmp(a_ts))
+            }),
+            Box::new(|a: &[u8], b: &[u8]| a.cmp(b)),
+            Box::new(|a: &[u8], a_ts: bool, b: &[u8], b_ts: bool| {
+                a[..a.len() - 8 * a_ts as usize].cmp(&b[..b.len() - 8 * b_ts as usize])
+            }),
+        );
+        let plain = rocksdb::Options::default;
+        let cfs = [
+            ("values", values),
+            ("nodes", plain()),
+            ("roots", plain()),
+            ("stale", plain()),
+            ("meta", plain()),
+        ];
+        let db = rocksdb::DB::open_cf_with_opts(&plain(), &path, cfs).unwrap();
         let meta = db.cf_handle("meta").unwrap();
-        match format {
-            Some(format) => db.put_cf(meta, b"format", format.to_be_bytes()).unwrap(),
-            None => db.delete_cf(meta, b"format").unwrap(),
-        }
+        db.put_cf(meta, b"format", format.to_be_bytes()).unwrap();
     };
-    // A database from before the marker (format 1), one that stored every
-    // node whole (format 2), and one from a newer build: all refused with
-    // both formats named.
+    // A database from a newer build is refused with both formats named.
     let newer = stele_state::STATE_FORMAT + 1;
-    for (format, found) in [(None, 1), (Some(2), 2), (Some(newer), newer)] {
-        set_format(format);
-        let refused = StateDb::open(config(&dir, Retention::Window(10)));
-        match refused {
-            Err(error @ StateError::Format { .. }) => {
-                assert_eq!(
-                    error.to_string(),
-                    format!(
-                        "the state database is in format {found}, this build reads format {}; \
-                         start from a new data directory",
-                        stele_state::STATE_FORMAT
-                    )
-                );
-            }
-            other => panic!("expected a format error, got {:?}", other.map(|_| ())),
-        }
-    }
+    set_format(newer);
+    assert_format_refused(&dir, newer);
     // Refusing wrote nothing: with the marker back, the data is all there.
-    set_format(Some(stele_state::STATE_FORMAT));
+    set_format(stele_state::STATE_FORMAT);
     let state = StateDb::open(config(&dir, Retention::Window(10))).unwrap();
     assert_eq!((state.latest_version(), state.root()), (Some(1), root));
+    assert_eq!(
+        state.get_at(b"key-00001", 1).unwrap(),
+        model(1).get(&b"key-00001"[..]).cloned()
+    );
+    drop(state);
+
+    // Databases in the layout of formats 1 to 3 (latest values apart from
+    // their history): from before the marker (1), with every node stored
+    // whole (2), with nodes as deltas (3). Each is refused, naming its
+    // format, and left as it was.
+    let old_dir = tempfile::tempdir().unwrap();
+    let old_path = old_dir.path().join("state");
+    let old_cfs = ["flat", "history", "nodes", "roots", "stale", "meta"];
+    for (format, found) in [(None, 1), (Some(2u32), 2), (Some(3), 3)] {
+        {
+            let mut options = rocksdb::Options::default();
+            options.create_if_missing(true);
+            options.create_missing_column_families(true);
+            let db = rocksdb::DB::open_cf(&options, &old_path, old_cfs).unwrap();
+            let (flat, meta) = (db.cf_handle("flat").unwrap(), db.cf_handle("meta").unwrap());
+            db.put_cf(flat, b"key", b"value").unwrap();
+            match format {
+                Some(format) => db.put_cf(meta, b"format", format.to_be_bytes()).unwrap(),
+                None => db.delete_cf(meta, b"format").unwrap(),
+            }
+        }
+        assert_format_refused(&old_dir, found);
+        let mut names = rocksdb::DB::list_cf(&rocksdb::Options::default(), &old_path).unwrap();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "default", "flat", "history", "meta", "nodes", "roots", "stale"
+            ]
+        );
+        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), &old_path, old_cfs).unwrap();
+        let flat = db.cf_handle("flat").unwrap();
+        assert_eq!(
+            db.get_cf(flat, b"key").unwrap().as_deref(),
+            Some(&b"value"[..])
+        );
+    }
 }
 
 /// Hostile item 22: SIGKILL at random points while committing. Every
