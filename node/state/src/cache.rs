@@ -1,4 +1,4 @@
-//! A cache of latest values in front of the flat store.
+//! A cache of latest values in front of the `values` column family.
 //!
 //! Reads that hit it cost a hash lookup instead of a RocksDB get (memtable,
 //! bloom filters, block search). Reads fill it; commits write through to

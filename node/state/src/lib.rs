@@ -5,11 +5,11 @@
 //!   depends only on the contents, batch updates from a sorted write set.
 //! * [`proof`] — inclusion and exclusion proofs and their standalone
 //!   verifier (no RocksDB: build with `default-features = false`).
-//! * `db` (feature `db`, on by default) — [`StateDb`]: a flat latest-value
-//!   store for reads, history for reads at past versions, versioned tree
-//!   nodes, bounded pruning, and one atomic write batch per block, with a
-//!   byte-bounded cache of latest values in front of the flat store; and
-//!   [`Overlay`] for the block being executed.
+//! * `db` (feature `db`, on by default) — [`StateDb`]: values by version
+//!   (a read at the latest version or a past one is one RocksDB get, no
+//!   tree walk), versioned tree nodes, bounded pruning, and one atomic
+//!   write batch per block, with a byte-bounded cache of latest values in
+//!   front; and [`Overlay`] for the block being executed.
 //!
 //! The crate knows nothing of wasm, contracts or consensus: keys and values
 //! are bytes, versions are block heights.
