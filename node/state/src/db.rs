@@ -660,7 +660,7 @@ impl StateDb {
             .iter()
             .map(|(hash, _, value)| (*hash, value.map(value_hash)))
             .collect();
-        updates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        updates.sort_unstable_by_key(|update| update.0);
         let update = tree::update(self, meta.root.clone(), version, &updates)?;
         let archive = self.config.retention == Retention::Archive;
 

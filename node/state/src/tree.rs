@@ -1487,7 +1487,7 @@ mod tests {
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407);
                 let slot = (rng >> 60) as u8;
-                let child = (rng >> 20) % 4 != 0;
+                let child = !(rng >> 20).is_multiple_of(4);
                 let child = child.then(|| Child::leaf([slot; 32], [(rng >> 8) as u8; 32], 0));
                 node.set(slot, child);
             }
