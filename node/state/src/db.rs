@@ -52,7 +52,8 @@ const META_FORMAT: &[u8] = b"format";
 /// keyed BLAKE3 and compact nodes ([`Node::encode`]), each stored whole;
 /// format 3 stores a node whole or as a delta over its previous version
 /// ([`StoredNode`]); format 4 keeps values by version in one column family
-/// (`values`) instead of latest values beside a history.
+/// (`values`) instead of latest values beside a history, and leaves in
+/// nodes no longer carry the version of their value.
 pub const STATE_FORMAT: u32 = 4;
 
 /// The column families of formats 1 to 3, whose latest values (`flat`)
@@ -679,13 +680,8 @@ impl StateDb {
         let mut stale = StaleList::default();
         // The keys the update replaced come in key-hash order (the
         // tree's): a binary search finds one.
-        let replaced = |hash: &Hash| -> bool {
-            update
-                .replaced
-                .binary_search_by(|(key, _)| key.cmp(hash))
-                .is_ok()
-        };
-        debug_assert!(update.replaced.windows(2).all(|pair| pair[0].0 < pair[1].0));
+        let replaced = |hash: &Hash| update.replaced.binary_search(hash).is_ok();
+        debug_assert!(update.replaced.windows(2).all(|pair| pair[0] < pair[1]));
         // Each column family's entries go into the batch in ascending key
         // order: RocksDB's memtable inserts a run of ascending keys far
         // faster than scattered ones (its skiplist search starts from the

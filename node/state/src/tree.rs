@@ -101,9 +101,6 @@ pub enum Child {
         key_hash: Hash,
         /// `blake3(value)`.
         value_hash: Hash,
-        /// The version the value was written at (stored, not hashed: it
-        /// tells the store which history entry an update supersedes).
-        value_version: u64,
         /// `leaf_hash(key_hash, value_hash)`, computed once (not stored).
         leaf_hash: Hash,
     },
@@ -118,41 +115,22 @@ pub enum Child {
 
 impl Child {
     /// A leaf, with its hash computed once.
-    pub fn leaf(key_hash: Hash, value_hash: Hash, value_version: u64) -> Child {
+    pub fn leaf(key_hash: Hash, value_hash: Hash) -> Child {
         let leaf_hash = leaf_hash(&key_hash, &value_hash);
         Child::Leaf {
             key_hash,
             value_hash,
-            value_version,
             leaf_hash,
         }
     }
 
-    /// The version stored with the child: a leaf's value version, a node's
-    /// version.
-    fn stored_version(&self) -> u64 {
-        match self {
-            Child::Leaf { value_version, .. } => *value_version,
-            Child::Node { version, .. } => *version,
-        }
-    }
-
-    /// How many versions older than a node written at `version` the child
-    /// is, as [`Node::encode`] stores it.
-    fn age(&self, version: u64) -> u64 {
-        version
-            .checked_sub(self.stored_version())
-            .expect("a child is never newer than its node")
-    }
-
     /// Bytes of the child in [`Node::encode`] for a node written at
-    /// `version`: its hashes and its age.
+    /// `version`: a leaf's two hashes, or a node's hash and age.
     fn encoded_len(&self, version: u64) -> usize {
-        let hashes = match self {
+        match self {
             Child::Leaf { .. } => 64,
-            Child::Node { .. } => 32,
-        };
-        hashes + varint_len(self.age(version))
+            Child::Node { version: child, .. } => 32 + varint_len(age(*child, version)),
+        }
     }
 
     /// The hash this child contributes to its parent.
@@ -162,6 +140,14 @@ impl Child {
             Child::Node { hash, .. } => *hash,
         }
     }
+}
+
+/// How many versions older than its parent, written at `version`, a child
+/// node written at `child` is, as [`Node::encode`] stores it.
+fn age(child: u64, version: u64) -> u64 {
+    version
+        .checked_sub(child)
+        .expect("a child is never newer than its node")
 }
 
 /// A 16-ary node: four binary levels.
@@ -497,14 +483,14 @@ impl Node {
 
     /// The node's encoding, for a node written at `version`: a 16-bit
     /// bitmap of present children and one of those that are leaves
-    /// (big-endian), then per child its hash fields (a leaf's key hash and
-    /// value hash, a node's hash) and how many versions older than the node
-    /// it is (a leaf's value version, a node's version; LEB128). Children
-    /// are never newer than their node, and mostly not much older, so the
-    /// versions take a byte or two.
+    /// (big-endian), then per child a leaf's key hash and value hash, or a
+    /// node's hash and how many versions older than this node it is
+    /// (LEB128: the rest of its storage key). Child nodes are never newer
+    /// than their parent, and mostly not much older, so an age takes a
+    /// byte or two.
     ///
     /// # Panics
-    /// If a child is newer than `version`.
+    /// If a child node is newer than `version`.
     pub fn encode(&self, version: u64) -> Vec<u8> {
         // Allocated at its exact size: most nodes are then small enough for
         // the allocator's fast paths, which a worst-case reservation is not.
@@ -555,9 +541,14 @@ impl Node {
                     out.extend_from_slice(key_hash);
                     out.extend_from_slice(value_hash);
                 }
-                Child::Node { hash, .. } => out.extend_from_slice(hash),
+                Child::Node {
+                    hash,
+                    version: child,
+                } => {
+                    out.extend_from_slice(hash);
+                    put_varint(out, age(*child, version));
+                }
             }
-            put_varint(out, child.age(version));
         }
     }
 
@@ -583,8 +574,7 @@ impl Node {
             node.children[idx] = Some(if leaves & (1 << idx) != 0 {
                 let key_hash = take_hash(&mut rest)?;
                 let value_hash = take_hash(&mut rest)?;
-                let value_version = version.checked_sub(take_varint(&mut rest)?)?;
-                Child::leaf(key_hash, value_hash, value_version)
+                Child::leaf(key_hash, value_hash)
             } else {
                 let hash = take_hash(&mut rest)?;
                 let child_version = version.checked_sub(take_varint(&mut rest)?)?;
@@ -598,9 +588,9 @@ impl Node {
     }
 }
 
-/// Longest encoding of a node: bitmaps, and sixteen leaves with the
-/// longest version ages.
-pub const NODE_ENCODED_BYTES_MAX: usize = 4 + 16 * (64 + VARINT_BYTES_MAX);
+/// Longest encoding of a node: bitmaps and sixteen leaves (a child node's
+/// hash and longest age, 32 + 10 bytes, are shorter than a leaf's 64).
+pub const NODE_ENCODED_BYTES_MAX: usize = 4 + 16 * 64;
 
 /// Longest LEB128 encoding of a `u64`.
 const VARINT_BYTES_MAX: usize = 10;
@@ -766,9 +756,9 @@ pub struct TreeUpdate {
     pub new_nodes: Vec<NewNode>,
     /// Nodes the new version no longer uses.
     pub stale_nodes: Vec<NodeKey>,
-    /// Keys that existed and were updated or removed: `(key hash, version
-    /// of the value they had)`, in key-hash order.
-    pub replaced: Vec<(Hash, u64)>,
+    /// Hashes of the keys that existed and were updated or removed, in
+    /// key-hash order.
+    pub replaced: Vec<Hash>,
 }
 
 impl TreeUpdate {
@@ -956,11 +946,10 @@ where
             return Ok(child);
         }
         let depth = path.len();
-        let version = self.version;
-        let inserts = || -> Vec<(Hash, Hash, u64)> {
+        let inserts = || -> Vec<(Hash, Hash)> {
             updates
                 .iter()
-                .filter_map(|(key, value)| value.map(|value| (*key, value, version)))
+                .filter_map(|(key, value)| value.map(|value| (*key, value)))
                 .collect()
         };
         match child {
@@ -968,15 +957,14 @@ where
             Some(Child::Leaf {
                 key_hash,
                 value_hash,
-                value_version,
                 ..
             }) => {
                 let mut entries = inserts();
                 if updates.iter().any(|(key, _)| *key == key_hash) {
-                    self.out.replaced.push((key_hash, value_version));
+                    self.out.replaced.push(key_hash);
                 } else {
-                    let at = entries.partition_point(|(key, _, _)| *key < key_hash);
-                    entries.insert(at, (key_hash, value_hash, value_version));
+                    let at = entries.partition_point(|(key, _)| *key < key_hash);
+                    entries.insert(at, (key_hash, value_hash));
                 }
                 Ok(self.build(path, &entries))
             }
@@ -994,14 +982,12 @@ where
         }
     }
 
-    /// A subtree holding exactly `entries` (key hash, value hash, value
-    /// version; sorted by key hash).
-    fn build(&mut self, path: &mut Vec<u8>, entries: &[(Hash, Hash, u64)]) -> Option<Child> {
+    /// A subtree holding exactly `entries` (key hash, value hash; sorted
+    /// by key hash).
+    fn build(&mut self, path: &mut Vec<u8>, entries: &[(Hash, Hash)]) -> Option<Child> {
         match entries {
             [] => None,
-            [(key_hash, value_hash, value_version)] => {
-                Some(Child::leaf(*key_hash, *value_hash, *value_version))
-            }
+            [(key_hash, value_hash)] => Some(Child::leaf(*key_hash, *value_hash)),
             _ => {
                 let depth = path.len();
                 assert!(
@@ -1009,7 +995,7 @@ where
                     "two different key hashes share all 64 nibbles"
                 );
                 let mut node = Node::default();
-                for (idx, run) in by_nibble(entries, depth, |(key, _, _)| key) {
+                for (idx, run) in by_nibble(entries, depth, |(key, _)| key) {
                     path.push(idx);
                     node.children[idx as usize] = self.build(path, run);
                     path.pop();
@@ -1083,10 +1069,7 @@ where
 /// The root hash of a tree holding exactly `entries` (key hash, value
 /// hash), in any order: the reference the stored tree must agree with.
 pub fn root_of(entries: &[(Hash, Hash)]) -> Hash {
-    let mut entries: Vec<(Hash, Hash, u64)> = entries
-        .iter()
-        .map(|(key, value)| (*key, *value, 0))
-        .collect();
+    let mut entries = entries.to_vec();
     entries.sort();
     entries.dedup_by(|a, b| a.0 == b.0);
     struct Nothing;
@@ -1211,12 +1194,7 @@ mod tests {
         assert_eq!(threaded.replaced, single.replaced);
         assert_eq!(threaded.replaced.len(), 1300);
         // In key-hash order, each key once (the store binary-searches it).
-        assert!(
-            threaded
-                .replaced
-                .windows(2)
-                .all(|pair| pair[0].0 < pair[1].0)
-        );
+        assert!(threaded.replaced.windows(2).all(|pair| pair[0] < pair[1]));
         // And the root is the root of the resulting set.
         let expected: Vec<(Hash, Hash)> = (0..1000)
             .map(|n| (kv(n).0, kv(n + 50_000).1))
@@ -1298,7 +1276,7 @@ mod tests {
     #[test]
     fn stored_entries_are_strict() {
         let mut node = Node::default();
-        node.children[3] = Some(Child::leaf([1; 32], [2; 32], 5));
+        node.children[3] = Some(Child::leaf([1; 32], [2; 32]));
         node.children[9] = Some(Child::Node {
             hash: [3; 32],
             version: 7,
@@ -1364,8 +1342,8 @@ mod tests {
         let again = update(&memory, root, 2, &[(k, Some(v))]).unwrap();
         assert_eq!(
             again.replaced,
-            vec![(k, 1)],
-            "an update reports the version it supersedes"
+            vec![k],
+            "an update reports the key it replaces"
         );
         let mut memory = Memory::default();
         let root = apply(&mut memory, None, 1, &[(k, Some(v))]);
@@ -1376,22 +1354,23 @@ mod tests {
     #[test]
     fn node_and_key_encodings_round_trip() {
         let mut node = Node::default();
-        node.children[3] = Some(Child::leaf([1; 32], [2; 32], 5));
+        node.children[3] = Some(Child::leaf([1; 32], [2; 32]));
         node.children[15] = Some(Child::Node {
             hash: [3; 32],
-            version: 99,
+            version: 5,
         });
         for version in [99, 100, 227, 1 << 40, u64::MAX] {
             let bytes = node.encode(version);
             assert_eq!(Node::decode(&bytes, version), Some(node.clone()));
             assert_eq!(Node::decode(&bytes[1..], version), None);
             assert_eq!(Node::decode(&bytes[..bytes.len() - 1], version), None);
-            // Read as a node of version 0, the leaf would be older than
-            // version 0.
+            // Read as a node of version 0, the child node would be older
+            // than version 0.
             assert_eq!(Node::decode(&bytes, 0), None);
         }
-        // Ages take a byte below 128: bitmaps, 64 + 1 and 32 + 1 bytes.
-        assert_eq!(node.encode(100).len(), 4 + 65 + 33);
+        // Ages take a byte below 128: bitmaps, a leaf's 64 bytes, a node's
+        // 32 + 1.
+        assert_eq!(node.encode(100).len(), 4 + 64 + 33);
         // A leaf bit on an absent child, and trailing bytes, are refused.
         let mut bytes = node.encode(100);
         bytes[3] |= 1;
@@ -1406,7 +1385,7 @@ mod tests {
         // The longest encoding fits the bound.
         let mut full = Node::default();
         for slot in full.children.iter_mut() {
-            *slot = Some(Child::leaf([7; 32], [8; 32], 0));
+            *slot = Some(Child::leaf([7; 32], [8; 32]));
         }
         assert_eq!(full.encode(u64::MAX).len(), NODE_ENCODED_BYTES_MAX);
     }
@@ -1488,7 +1467,7 @@ mod tests {
                     .wrapping_add(1442695040888963407);
                 let slot = (rng >> 60) as u8;
                 let child = !(rng >> 20).is_multiple_of(4);
-                let child = child.then(|| Child::leaf([slot; 32], [(rng >> 8) as u8; 32], 0));
+                let child = child.then(|| Child::leaf([slot; 32], [(rng >> 8) as u8; 32]));
                 node.set(slot, child);
             }
             assert_eq!(node.rehash(), node.hash(), "step {step}");
@@ -1500,7 +1479,7 @@ mod tests {
     fn siblings_rebuild_the_node_hash() {
         let mut node = Node::default();
         for idx in [0usize, 5, 6, 15] {
-            node.children[idx] = Some(Child::leaf([idx as u8; 32], [1; 32], 0));
+            node.children[idx] = Some(Child::leaf([idx as u8; 32], [1; 32]));
         }
         for slot in 0..16u8 {
             let mut hash = node.children[slot as usize]
