@@ -107,8 +107,6 @@ fn read_at(version: u64) -> ReadOptions {
     read
 }
 
-const STALE_NODE: u8 = 0;
-
 /// How long old versions stay readable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Retention {
@@ -253,8 +251,8 @@ fn decode_root(bytes: &[u8], version: u64) -> Result<Option<Child>, StateError> 
     Ok(node.children[0].take())
 }
 
-/// What one version superseded, as one `stale` entry: records of `kind ‖
-/// length ‖ target` (nodes, the only kind: values need none, see
+/// What one version superseded, as one `stale` entry: the keys of the
+/// nodes, each as `length ‖ key` (values need none, see
 /// [`HISTORY_LOW_STEP`]).
 #[derive(Default)]
 struct StaleList {
@@ -262,10 +260,9 @@ struct StaleList {
 }
 
 impl StaleList {
-    fn push(&mut self, kind: u8, target: &[u8]) {
-        self.records.push(kind);
-        self.records.push(target.len() as u8);
-        self.records.extend_from_slice(target);
+    fn push(&mut self, node_key: &[u8]) {
+        self.records.push(node_key.len() as u8);
+        self.records.extend_from_slice(node_key);
     }
 
     fn into_bytes(self) -> Vec<u8> {
@@ -273,19 +270,16 @@ impl StaleList {
     }
 }
 
-/// Splits a stale entry into its records.
-fn stale_records(mut bytes: &[u8]) -> Result<Vec<(u8, &[u8])>, StateError> {
+/// Splits a stale entry into its node keys.
+fn stale_records(mut bytes: &[u8]) -> Result<Vec<&[u8]>, StateError> {
     let mut records = Vec::new();
-    while let [kind, len, rest @ ..] = bytes {
+    while let [len, rest @ ..] = bytes {
         let len = *len as usize;
-        let target = rest
+        let node_key = rest
             .get(..len)
             .ok_or_else(|| StateError::Corrupt("stale record".into()))?;
-        records.push((*kind, target));
+        records.push(node_key);
         bytes = &rest[len..];
-    }
-    if !bytes.is_empty() {
-        return Err(StateError::Corrupt("stale record".into()));
     }
     Ok(records)
 }
@@ -711,7 +705,7 @@ impl StateDb {
         for key in &stale_nodes {
             key_bytes.clear();
             key.encode_into(&mut key_bytes);
-            stale.push(STALE_NODE, &key_bytes);
+            stale.push(&key_bytes);
         }
         if !archive {
             batch.put_cf(self.cf(CF_STALE), version.to_be_bytes(), stale.into_bytes());
@@ -798,24 +792,20 @@ impl StateDb {
             }
             let records = stale_records(list)?;
             let n_now = records.len().min(budget);
-            for (kind, target) in &records[..n_now] {
-                match *kind {
-                    // Each node key is written exactly once, so a
-                    // single-delete removes it: its tombstone and the
-                    // entry both vanish where they meet in a compaction,
-                    // rather than the tombstone travelling on to the last
-                    // level.
-                    STALE_NODE => batch.single_delete_cf(nodes, target),
-                    _ => return Err(StateError::Corrupt("stale record kind".into())),
-                }
+            // Each node key is written exactly once, so a single-delete
+            // removes it: its tombstone and the entry both vanish where
+            // they meet in a compaction, rather than the tombstone
+            // travelling on to the last level.
+            for node_key in &records[..n_now] {
+                batch.single_delete_cf(nodes, node_key);
             }
             budget -= n_now;
             if n_now == records.len() {
                 batch.delete_cf(stale, key);
             } else {
                 let mut rest = StaleList::default();
-                for (kind, target) in &records[n_now..] {
-                    rest.push(*kind, target);
+                for node_key in &records[n_now..] {
+                    rest.push(node_key);
                 }
                 batch.put_cf(stale, key, rest.into_bytes());
             }
