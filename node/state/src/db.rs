@@ -10,20 +10,26 @@
 //!   in the commit;
 //! * `nodes` — tree nodes by [`NodeKey`] (version, path), each whole or as
 //!   a delta of the slots that changed since its previous version (see
-//!   [`tree::Chain`]);
+//!   [`tree::Chain`]). No retained version reaches an entry more than
+//!   [`NODE_AGE_MAX`] versions older than itself (each commit rewrites the
+//!   nodes about to break that, see [`NODE_SWEEP_VERSIONS`]), so the
+//!   entries below the oldest retained version minus that are dropped
+//!   whole: RocksDB deletes the files that hold only them and its
+//!   compactions filter out the rest, with no deletes in the commit;
 //! * `roots` — the tree root of every retained version;
-//! * `stale` — per version, the list of nodes it superseded, in the order
-//!   they may be pruned;
-//! * `meta` — the last committed version, its root and the oldest version
-//!   still readable; and the database's [`STATE_FORMAT`].
+//! * `meta` — the last committed version, its root, the oldest version
+//!   still readable and since when nodes have been kept young; and the
+//!   database's [`STATE_FORMAT`].
 //!
 //! A commit is one write batch across all of them, so a crash at any point
-//! leaves either the previous version or the new one, complete. Pruning
-//! rides in the same batch and does bounded work per commit.
+//! leaves either the previous version or the new one, complete. What it
+//! adds to keep pruning bounded (the nodes it rewrites) rides in the same
+//! batch and is bounded per commit.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use rocksdb::{
@@ -34,14 +40,15 @@ use rocksdb::{
 use crate::cache::ValueCache;
 use crate::node_cache::NodeCache;
 use crate::proof::{Proof, prove};
-use crate::tree::{self, Child, EMPTY, Hash, Node, NodeKey, NodeReader, key_hash, value_hash};
+use crate::tree::{
+    self, Child, EMPTY, Hash, Node, NodeKey, NodeReader, Refresh, key_hash, value_hash,
+};
 
 const CF_VALUES: &str = "values";
 const CF_NODES: &str = "nodes";
 const CF_ROOTS: &str = "roots";
-const CF_STALE: &str = "stale";
 const CF_META: &str = "meta";
-const COLUMN_FAMILIES: [&str; 5] = [CF_VALUES, CF_NODES, CF_ROOTS, CF_STALE, CF_META];
+const COLUMN_FAMILIES: [&str; 4] = [CF_VALUES, CF_NODES, CF_ROOTS, CF_META];
 const META_LATEST: &[u8] = b"latest";
 const META_FORMAT: &[u8] = b"format";
 
@@ -53,12 +60,65 @@ const META_FORMAT: &[u8] = b"format";
 /// format 3 stores a node whole or as a delta over its previous version
 /// ([`StoredNode`]); format 4 keeps values by version in one column family
 /// (`values`) instead of latest values beside a history, and leaves in
-/// nodes no longer carry the version of their value.
-pub const STATE_FORMAT: u32 = 4;
+/// nodes no longer carry the version of their value; format 5 keeps nodes
+/// young ([`NODE_AGE_MAX`]) and prunes them by age, without the lists of
+/// superseded nodes (`stale`) that format 4 deleted one by one.
+pub const STATE_FORMAT: u32 = 5;
 
-/// The column families of formats 1 to 3, whose latest values (`flat`)
-/// and history were kept apart.
-const COLUMN_FAMILIES_BEFORE_4: [&str; 6] = ["flat", "history", "nodes", "roots", "stale", "meta"];
+/// Column families that only older layouts have: `flat` and `history`
+/// (formats 1 to 3, latest values apart from their history) and `stale`
+/// (formats 1 to 4).
+const COLUMN_FAMILIES_OLDER: [&str; 3] = ["flat", "history", "stale"];
+
+/// No retained version reaches a stored node entry more than this many
+/// versions older than itself: the tree at version `v` is made of entries
+/// written after `v - NODE_AGE_MAX`. So once `oldest` is the oldest
+/// retained version, every entry written at or below `oldest -
+/// NODE_AGE_MAX` is garbage, and is dropped by its version alone.
+pub const NODE_AGE_MAX: u64 = 256;
+
+/// Versions in which a commit's sweep goes once over the whole tree. Each
+/// commit visits one slice of it (a `1/NODE_SWEEP_VERSIONS` share of the
+/// key hashes, by their first byte) besides what its writes touch, and
+/// rewrites whole every node there whose chain began at least
+/// `NODE_AGE_MAX - NODE_SWEEP_VERSIONS` versions ago (as does any write
+/// that reaches such a node); so no chain gets [`NODE_AGE_MAX`] versions
+/// old before a sweep ends it. Divides 256. The sweep peeks at about
+/// `1/NODE_SWEEP_VERSIONS` of the live nodes per commit, and rewrites those
+/// that no write reached for long (at 1M keys, 10,000 writes a block: some
+/// 10-15% more node entries per block).
+pub const NODE_SWEEP_VERSIONS: u64 = 64;
+
+/// The lowest node version a retained version may still reach, with
+/// `oldest` the oldest retained version and nodes kept young since
+/// `young_since` (`u64::MAX` if not): entries below it are garbage. 0 (keep
+/// everything) until a full sweep has passed since `young_since`.
+fn node_floor(oldest: u64, young_since: u64) -> u64 {
+    if oldest < young_since.saturating_add(NODE_SWEEP_VERSIONS) {
+        return 0;
+    }
+    (oldest + 1).saturating_sub(NODE_AGE_MAX)
+}
+
+/// What a commit of `version` after `latest` rewrites to keep nodes young:
+/// the slices of the versions since `latest` (all of them after a jump of
+/// a full sweep or more).
+fn refresh_for(version: u64, latest: Option<u64>) -> Refresh {
+    let first = latest.map_or(version, |latest| latest + 1);
+    let per_slice = 256 / NODE_SWEEP_VERSIONS;
+    let mut swept = [0u64; 4];
+    let slices = (version - first + 1).min(NODE_SWEEP_VERSIONS);
+    for at in 0..slices {
+        let slice = (version - at) % NODE_SWEEP_VERSIONS;
+        for byte in slice * per_slice..(slice + 1) * per_slice {
+            swept[byte as usize / 64] |= 1 << (byte % 64);
+        }
+    }
+    Refresh {
+        base_at_most: version.saturating_sub(NODE_AGE_MAX - NODE_SWEEP_VERSIONS),
+        swept,
+    }
+}
 
 /// The name of the `values` comparator: RocksDB refuses to open the column
 /// family with any other.
@@ -94,10 +154,11 @@ fn compare_values_keys_without_ts(a: &[u8], a_has_ts: bool, b: &[u8], b_has_ts: 
     a[..strip(a, a_has_ts)].cmp(&b[..strip(b, b_has_ts)])
 }
 
-/// Versions between raises of `values`' `full_history_ts_low`. Each raise
-/// is a synced write of RocksDB's manifest, so it is made every this many
-/// versions rather than at every commit; until it is, up to this many
-/// more versions than the window wait to be dropped.
+/// Versions between raises of `values`' `full_history_ts_low` (and
+/// deletions of `nodes` files below the node floor). Each is a synced write
+/// of RocksDB's manifest, so it is made every this many versions rather
+/// than at every commit; until it is, up to this many more versions than
+/// the window wait to be dropped.
 pub const HISTORY_LOW_STEP: u64 = 16;
 
 /// Read options at `version` of `values`.
@@ -135,8 +196,6 @@ pub struct StateConfig {
     /// Latest values kept in memory in front of `values` (recently
     /// read or written; 0 turns it off). Default: 64 MiB.
     pub value_cache_bytes: usize,
-    /// Most stale entries one commit prunes. Default: 200,000.
-    pub prune_per_commit_max: usize,
     /// Whether a commit waits for the write-ahead log to reach the disk.
     /// Default: true (a returned commit survives a power loss).
     pub sync_commits: bool,
@@ -151,7 +210,6 @@ impl StateConfig {
             node_cache_entries: 1_000_000,
             block_cache_bytes: 256 * 1024 * 1024,
             value_cache_bytes: 64 * 1024 * 1024,
-            prune_per_commit_max: 200_000,
             sync_commits: true,
         }
     }
@@ -161,11 +219,6 @@ impl StateConfig {
         if self.node_cache_entries == 0 {
             return Err(StateError::Config(
                 "node_cache_entries must be at least 1".into(),
-            ));
-        }
-        if self.prune_per_commit_max == 0 && self.retention != Retention::Archive {
-            return Err(StateError::Config(
-                "prune_per_commit_max must be at least 1 unless archiving".into(),
             ));
         }
         Ok(())
@@ -230,11 +283,33 @@ pub type KeyValue = (Vec<u8>, Vec<u8>);
 /// A write with its key hash: `(blake3(key), key, new value or None)`.
 type HashedWrite<'a> = (Hash, &'a [u8], Option<&'a [u8]>);
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Meta {
     latest: Option<u64>,
     root: Option<Child>,
     oldest: u64,
+    /// The first version of the run of commits, to the latest, that kept
+    /// nodes young (see [`NODE_AGE_MAX`]); `u64::MAX` if the last one did
+    /// not (archive mode keeps every node, and does not).
+    young_since: u64,
+}
+
+impl Default for Meta {
+    fn default() -> Meta {
+        Meta {
+            latest: None,
+            root: None,
+            oldest: 0,
+            young_since: u64::MAX,
+        }
+    }
+}
+
+impl Meta {
+    /// The lowest node version a retained version may still reach.
+    fn node_floor(&self) -> u64 {
+        node_floor(self.oldest, self.young_since)
+    }
 }
 
 /// The root of `version`, encoded as the only child of a node of that
@@ -251,39 +326,6 @@ fn decode_root(bytes: &[u8], version: u64) -> Result<Option<Child>, StateError> 
     Ok(node.children[0].take())
 }
 
-/// What one version superseded, as one `stale` entry: the keys of the
-/// nodes, each as `length ‖ key` (values need none, see
-/// [`HISTORY_LOW_STEP`]).
-#[derive(Default)]
-struct StaleList {
-    records: Vec<u8>,
-}
-
-impl StaleList {
-    fn push(&mut self, node_key: &[u8]) {
-        self.records.push(node_key.len() as u8);
-        self.records.extend_from_slice(node_key);
-    }
-
-    fn into_bytes(self) -> Vec<u8> {
-        self.records
-    }
-}
-
-/// Splits a stale entry into its node keys.
-fn stale_records(mut bytes: &[u8]) -> Result<Vec<&[u8]>, StateError> {
-    let mut records = Vec::new();
-    while let [len, rest @ ..] = bytes {
-        let len = *len as usize;
-        let node_key = rest
-            .get(..len)
-            .ok_or_else(|| StateError::Corrupt("stale record".into()))?;
-        records.push(node_key);
-        bytes = &rest[len..];
-    }
-    Ok(records)
-}
-
 /// Versioned authenticated state on RocksDB. Reads take `&self` and may run
 /// on many threads; commits are serialized.
 pub struct StateDb {
@@ -293,33 +335,33 @@ pub struct StateDb {
     nodes: NodeCache,
     values: ValueCache,
     commit_lock: Mutex<()>,
-    /// The `full_history_ts_low` of `values` as last set.
+    /// The `full_history_ts_low` of `values` as last set (and the oldest
+    /// version `nodes` files were last deleted for).
     history_low: Mutex<u64>,
+    /// Node entries below this version are garbage (see [`NODE_AGE_MAX`]):
+    /// `nodes`' compaction filter drops them.
+    node_floor: Arc<AtomicU64>,
     /// Reads of `values` at the latest version (at the largest timestamp:
     /// a reader sees a commit once RocksDB has it, as it always did).
     read_latest: ReadOptions,
 }
 
-/// Refuses a database in the column-family layout of formats 1 to 3 (latest
-/// values apart from their history), naming its format: its `values` would
-/// not open with this build's options, so the format entry is read with
-/// the old layout, read-only, and nothing is written.
-fn refuse_layout_before_4(path: &Path) -> Result<(), StateError> {
+/// Refuses a database in the column-family layout of an older format,
+/// naming its format: it would not open with this build's column families,
+/// so its format entry is read with `meta` alone, read-only, and nothing is
+/// written.
+fn refuse_older_layout(path: &Path) -> Result<(), StateError> {
     let Ok(names) = DB::list_cf(&Options::default(), path) else {
         // No database yet.
         return Ok(());
     };
-    if !names.iter().any(|name| name == "flat") {
+    if !names
+        .iter()
+        .any(|name| COLUMN_FAMILIES_OLDER.contains(&name.as_str()))
+    {
         return Ok(());
     }
-    let old = DB::open_cf_for_read_only(
-        &Options::default(),
-        path,
-        COLUMN_FAMILIES_BEFORE_4
-            .iter()
-            .filter(|name| names.iter().any(|have| have == *name)),
-        false,
-    )?;
+    let old = DB::open_cf_for_read_only(&Options::default(), path, [CF_META], false)?;
     let meta = old
         .cf_handle(CF_META)
         .ok_or_else(|| StateError::Corrupt("no meta column family".into()))?;
@@ -342,6 +384,7 @@ impl StateDb {
     pub fn open(config: StateConfig) -> Result<StateDb, StateError> {
         config.validate()?;
         let cache = Cache::new_lru_cache(config.block_cache_bytes);
+        let node_floor = Arc::new(AtomicU64::new(0));
         let column_family = |name: &str| {
             let mut table = BlockBasedOptions::default();
             table.set_block_cache(&cache);
@@ -377,6 +420,25 @@ impl StateDb {
                     Box::new(compare_values_keys_without_ts),
                 );
             }
+            if name == CF_NODES {
+                // Entries below the node floor are garbage: compactions
+                // drop them (whole files of them go at once, see
+                // `release`).
+                let floor = node_floor.clone();
+                options.set_compaction_filter(
+                    "stele.nodes-below-floor.v1",
+                    move |_level: u32, key: &[u8], _value: &[u8]| {
+                        let version = key
+                            .first_chunk::<8>()
+                            .map_or(u64::MAX, |bytes| u64::from_be_bytes(*bytes));
+                        if version < floor.load(AtomicOrdering::Relaxed) {
+                            rocksdb::CompactionDecision::Remove
+                        } else {
+                            rocksdb::CompactionDecision::Keep
+                        }
+                    },
+                );
+            }
             ColumnFamilyDescriptor::new(name, options)
         };
         let mut options = Options::default();
@@ -397,7 +459,7 @@ impl StateDb {
         let mut env = rocksdb::Env::new()?;
         env.lower_thread_pool_cpu_priority();
         options.set_env(&env);
-        refuse_layout_before_4(&config.path)?;
+        refuse_older_layout(&config.path)?;
         let descriptors: Vec<_> = COLUMN_FAMILIES
             .iter()
             .map(|name| column_family(name))
@@ -435,18 +497,22 @@ impl StateDb {
         let meta = match latest {
             None => Meta::default(),
             Some(bytes) => {
-                if bytes.len() < 16 {
+                if bytes.len() < 24 {
                     return Err(StateError::Corrupt("meta entry too short".into()));
                 }
-                let latest = u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
-                let oldest = u64::from_be_bytes(bytes[8..16].try_into().expect("8 bytes"));
+                let word = |at: usize| {
+                    u64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+                };
+                let latest = word(0);
                 Meta {
                     latest: Some(latest),
-                    root: decode_root(&bytes[16..], latest)?,
-                    oldest,
+                    root: decode_root(&bytes[24..], latest)?,
+                    oldest: word(8),
+                    young_since: word(16),
                 }
             }
         };
+        node_floor.store(meta.node_floor(), AtomicOrdering::Relaxed);
         let values = ValueCache::new(config.value_cache_bytes);
         let nodes = NodeCache::new(config.node_cache_entries);
         let state = StateDb {
@@ -457,23 +523,25 @@ impl StateDb {
             values,
             commit_lock: Mutex::new(()),
             history_low: Mutex::new(0),
+            node_floor,
             read_latest: read_at(u64::MAX),
         };
-        // A crash may have come between a commit and the raise that
+        // A crash may have come between a commit and the release that
         // would have followed it.
-        let oldest = state.meta().oldest;
-        state.raise_history_low(oldest, true)?;
+        state.release(&state.meta(), true)?;
         Ok(state)
     }
 
-    /// Lets RocksDB drop the values that no version from `oldest` on can
-    /// read: every key keeps its versions from `oldest` on and the newest
-    /// one below. Raised every [`HISTORY_LOW_STEP`] versions (or whenever
-    /// `now`); never above `oldest`, so no retained read loses its value.
-    fn raise_history_low(&self, oldest: u64, now: bool) -> Result<(), StateError> {
+    /// Lets RocksDB drop what no version from `meta.oldest` on can read:
+    /// every key keeps its values from `oldest` on and the newest one
+    /// below, and `nodes` files wholly below the node floor go. Done every
+    /// [`HISTORY_LOW_STEP`] versions (or whenever `now`); never above what
+    /// a retained read needs.
+    fn release(&self, meta: &Meta, now: bool) -> Result<(), StateError> {
         if self.config.retention == Retention::Archive {
             return Ok(());
         }
+        let oldest = meta.oldest;
         let mut low = self
             .history_low
             .lock()
@@ -493,6 +561,13 @@ impl StateDb {
         if oldest > current {
             self.db
                 .increase_full_history_ts_low(values, version_ts(oldest))?;
+        }
+        let floor = meta.node_floor();
+        if floor > 0 {
+            // Files whose every key is below `floor` (node keys start with
+            // their version, big-endian).
+            self.db
+                .delete_file_in_range_cf(self.cf(CF_NODES), &[][..], &floor.to_be_bytes()[..])?;
         }
         *low = oldest.max(current);
         Ok(())
@@ -626,7 +701,15 @@ impl StateDb {
     /// version's root.
     pub fn prove(&self, key: &[u8], version: u64) -> Result<(Option<Vec<u8>>, Proof), StateError> {
         let root = self.root_ref_at(version)?;
-        let proof = prove(self, root.as_ref(), key)?;
+        let proof = match prove(self, root.as_ref(), key) {
+            Ok(proof) => proof,
+            // The version may have been pruned (its nodes dropped) since
+            // the check above.
+            Err(error) => {
+                self.check_version(version)?;
+                return Err(error);
+            }
+        };
         let value = self.get_at(key, version)?;
         Ok((value, proof))
     }
@@ -656,8 +739,12 @@ impl StateDb {
             .map(|(hash, _, value)| (*hash, value.map(value_hash)))
             .collect();
         updates.sort_unstable_by_key(|update| update.0);
-        let update = tree::update(self, meta.root.clone(), version, &updates)?;
         let archive = self.config.retention == Retention::Archive;
+        // Unless archiving, the nodes that would otherwise grow older than
+        // `NODE_AGE_MAX` are rewritten, so that pruning can go by age.
+        let refresh = (!archive).then(|| refresh_for(version, meta.latest));
+        let update =
+            tree::update_refreshing(self, meta.root.clone(), version, &updates, refresh)?;
 
         // Sized up front: growing a large batch copies it again and again.
         let value_bytes: usize = writes
@@ -671,7 +758,6 @@ impl StateDb {
             .sum();
         let mut batch = WriteBatch::with_capacity_bytes(value_bytes + node_bytes + 64 * 1024);
         let (values, nodes) = (self.cf(CF_VALUES), self.cf(CF_NODES));
-        let mut stale = StaleList::default();
         // The keys the update replaced come in key-hash order (the
         // tree's): a binary search finds one.
         let replaced = |hash: &Hash| update.replaced.binary_search(hash).is_ok();
@@ -699,17 +785,7 @@ impl StateDb {
             new.key.encode_into(&mut key_bytes);
             batch.put_cf(nodes, &key_bytes, &new.bytes);
         }
-        // In key order too, for the deletions that prune them.
-        let mut stale_nodes = update.stale_nodes;
-        stale_nodes.sort_unstable_by(NodeKey::cmp_encoded);
-        for key in &stale_nodes {
-            key_bytes.clear();
-            key.encode_into(&mut key_bytes);
-            stale.push(&key_bytes);
-        }
-        if !archive {
-            batch.put_cf(self.cf(CF_STALE), version.to_be_bytes(), stale.into_bytes());
-        }
+        let stale_nodes = update.stale_nodes;
         let root = update.root;
         let root_bytes = encode_root(&root, version);
         batch.put_cf(self.cf(CF_ROOTS), version.to_be_bytes(), &root_bytes);
@@ -718,12 +794,20 @@ impl StateDb {
             (Retention::Archive, Some(_)) => meta.oldest,
             (Retention::Window(window), Some(_)) => meta.oldest.max(version.saturating_sub(window)),
         };
-        if !archive {
-            self.prune(&mut batch, oldest, meta.oldest)?;
+        // Roots below the oldest version go; superseded nodes need no
+        // deletes (see `NODE_AGE_MAX`).
+        for old in meta.oldest..oldest {
+            batch.delete_cf(self.cf(CF_ROOTS), old.to_be_bytes());
         }
-        let mut latest = Vec::with_capacity(16 + 80);
+        let young_since = match (archive, meta.young_since) {
+            (true, _) => u64::MAX,
+            (false, u64::MAX) => version,
+            (false, since) => since,
+        };
+        let mut latest = Vec::with_capacity(24 + 80);
         latest.extend_from_slice(&version.to_be_bytes());
         latest.extend_from_slice(&oldest.to_be_bytes());
+        latest.extend_from_slice(&young_since.to_be_bytes());
         latest.extend_from_slice(&root_bytes);
         batch.put_cf(self.cf(CF_META), META_LATEST, latest);
 
@@ -751,71 +835,24 @@ impl StateDb {
         self.values.commit(writes);
 
         let hash = root.as_ref().map_or(EMPTY, Child::hash);
-        *self
-            .meta
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner()) = Meta {
+        let meta = Meta {
             latest: Some(version),
             root,
             oldest,
+            young_since,
         };
-        // A failure here only delays dropping old values: the next step,
-        // or the next open, raises it again.
-        let _ = self.raise_history_low(oldest, false);
+        // Only now that the version is durable may compactions drop what
+        // it released.
+        self.node_floor
+            .fetch_max(meta.node_floor(), AtomicOrdering::Relaxed);
+        *self
+            .meta
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) = meta.clone();
+        // A failure here only delays dropping old values and node files:
+        // the next step, or the next open, does it again.
+        let _ = self.release(&meta, false);
         Ok(hash)
-    }
-
-    /// Deletes, in `batch`, what no version from `oldest` on can see:
-    /// what versions up to `oldest` superseded (at most
-    /// `prune_per_commit_max` entries; a list cut short is rewritten with
-    /// the rest), and roots below `oldest`.
-    fn prune(
-        &self,
-        batch: &mut WriteBatch,
-        oldest: u64,
-        previous_oldest: u64,
-    ) -> Result<(), StateError> {
-        let (stale, nodes) = (self.cf(CF_STALE), self.cf(CF_NODES));
-        let mut iterator = self.db.raw_iterator_cf(stale);
-        iterator.seek_to_first();
-        let mut budget = self.config.prune_per_commit_max;
-        while budget > 0 {
-            let (Some(key), Some(list)) = (iterator.key(), iterator.value()) else {
-                break;
-            };
-            let since = u64::from_be_bytes(
-                key.try_into()
-                    .map_err(|_| StateError::Corrupt("stale key".into()))?,
-            );
-            if since > oldest {
-                break;
-            }
-            let records = stale_records(list)?;
-            let n_now = records.len().min(budget);
-            // Each node key is written exactly once, so a single-delete
-            // removes it: its tombstone and the entry both vanish where
-            // they meet in a compaction, rather than the tombstone
-            // travelling on to the last level.
-            for node_key in &records[..n_now] {
-                batch.single_delete_cf(nodes, node_key);
-            }
-            budget -= n_now;
-            if n_now == records.len() {
-                batch.delete_cf(stale, key);
-            } else {
-                let mut rest = StaleList::default();
-                for node_key in &records[n_now..] {
-                    rest.push(node_key);
-                }
-                batch.put_cf(stale, key, rest.into_bytes());
-            }
-            iterator.next();
-        }
-        iterator.status()?;
-        for version in previous_oldest..oldest {
-            batch.delete_cf(self.cf(CF_ROOTS), version.to_be_bytes());
-        }
-        Ok(())
     }
 
     /// Number of entries in each column family (for tests and metrics;

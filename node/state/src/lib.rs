@@ -7,9 +7,10 @@
 //!   verifier (no RocksDB: build with `default-features = false`).
 //! * `db` (feature `db`, on by default) — [`StateDb`]: values by version
 //!   (a read at the latest version or a past one is one RocksDB get, no
-//!   tree walk), versioned tree nodes, bounded pruning, and one atomic
-//!   write batch per block, with a byte-bounded cache of latest values in
-//!   front; and [`Overlay`] for the block being executed.
+//!   tree walk), versioned tree nodes kept young so that pruning goes by
+//!   age (no per-node deletes), and one atomic write batch per block, with
+//!   a byte-bounded cache of latest values in front; and [`Overlay`] for
+//!   the block being executed.
 //!
 //! The crate knows nothing of wasm, contracts or consensus: keys and values
 //! are bytes, versions are block heights.
@@ -26,8 +27,8 @@ pub mod tree;
 
 #[cfg(feature = "db")]
 pub use db::{
-    HISTORY_LOW_STEP, KeyValue, Overlay, Retention, STATE_FORMAT, StateConfig, StateDb, StateError,
-    WriteSet,
+    HISTORY_LOW_STEP, KeyValue, NODE_AGE_MAX, NODE_SWEEP_VERSIONS, Overlay, Retention,
+    STATE_FORMAT, StateConfig, StateDb, StateError, WriteSet,
 };
 pub use proof::{Proof, ProofError, Terminal};
 pub use tree::{EMPTY, Hash};

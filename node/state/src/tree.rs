@@ -772,6 +772,42 @@ impl TreeUpdate {
 /// costs more than it saves.
 pub const PARALLEL_UPDATES_MIN: usize = 512;
 
+/// What an update also rewrites, besides what its writes change, to keep
+/// every stored entry the new tree reaches young: each node whose chain
+/// (see [`Chain`]) began at or below `base_at_most` is stored whole at the
+/// new version — those the writes change, and those in the swept part of
+/// the tree, which the update visits even without writes there. Their
+/// parents, up to the root, take the new versions of their children.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refresh {
+    /// Chains that began at or below this version are ended.
+    pub base_at_most: u64,
+    /// The swept part of the tree: a bit per first byte of the key hash
+    /// (bit `b % 64` of word `b / 64`), each the subtree at the two nibbles
+    /// of that byte.
+    pub swept: [u64; 4],
+}
+
+impl Refresh {
+    /// Whether the subtree at `path` (nibbles) holds any swept key hashes.
+    fn sweeps(&self, path: &[u8]) -> bool {
+        let bit = |byte: usize| self.swept[byte / 64] & (1 << (byte % 64)) != 0;
+        match path {
+            [] => self.swept.iter().any(|word| *word != 0),
+            [first] => (0..16).any(|low| bit(*first as usize * 16 + low)),
+            [first, second, ..] => bit(*first as usize * 16 + *second as usize),
+        }
+    }
+
+    /// Whether `chain` must end.
+    fn ends(&self, chain: &Chain) -> bool {
+        chain
+            .versions()
+            .first()
+            .is_some_and(|&base| base <= self.base_at_most)
+    }
+}
+
 /// Applies `updates` — `(key_hash, Some(value_hash))` to set,
 /// `(key_hash, None)` to remove; sorted by key hash, each key once — to the
 /// tree whose root is `root`, writing new nodes under `version`.
@@ -791,6 +827,23 @@ where
     R: NodeReader + Sync,
     R::Error: Send,
 {
+    update_refreshing(reader, root, version, updates, None)
+}
+
+/// [`update`], also rewriting what `refresh` names. The new tree holds
+/// the same keys and values, and has the same root hash, with or without
+/// it; only where its nodes are stored differs.
+pub fn update_refreshing<R>(
+    reader: &R,
+    root: Option<Child>,
+    version: u64,
+    updates: &[(Hash, Option<Hash>)],
+    refresh: Option<Refresh>,
+) -> Result<TreeUpdate, R::Error>
+where
+    R: NodeReader + Sync,
+    R::Error: Send,
+{
     debug_assert!(
         updates.windows(2).all(|pair| pair[0].0 < pair[1].0),
         "updates sorted and unique"
@@ -799,6 +852,7 @@ where
     let mut updater = Updater {
         reader,
         version,
+        refresh,
         out: &mut out,
     };
     let root = match root {
@@ -838,6 +892,7 @@ type Share<'u> = (u8, Option<Child>, &'u [(Hash, Option<Hash>)]);
 struct Updater<'a, R> {
     reader: &'a R,
     version: u64,
+    refresh: Option<Refresh>,
     out: &'a mut TreeUpdate,
 }
 
@@ -858,6 +913,7 @@ where
         let shares: Vec<Share<'_>> = by_nibble(updates, 0, |(key, _)| key)
             .map(|(idx, run)| (idx, children[idx as usize].take(), run))
             .collect();
+        let updated = shares.iter().fold(0u16, |mask, share| mask | 1 << share.0);
         // Runs of consecutive subtrees with about equal numbers of updates.
         let threads = std::thread::available_parallelism()
             .map_or(1, usize::from)
@@ -874,7 +930,7 @@ where
             in_run += share.2.len();
             runs.last_mut().expect("one run at least").push(share);
         }
-        let (reader, version) = (self.reader, self.version);
+        let (reader, version, refresh) = (self.reader, self.version, self.refresh);
         let results: Vec<_> = std::thread::scope(|scope| {
             let handles: Vec<_> = runs
                 .into_iter()
@@ -884,6 +940,7 @@ where
                         let mut updater = Updater {
                             reader,
                             version,
+                            refresh,
                             out: &mut out,
                         };
                         let mut children = Vec::with_capacity(run.len());
@@ -913,6 +970,8 @@ where
                 Arc::make_mut(&mut node).set(idx, child);
             }
         }
+        // Swept subtrees that no write reached.
+        self.sweep_children(&mut node, &mut Vec::new(), updated)?;
         Ok(self.finish(&[], node))
     }
 
@@ -943,6 +1002,12 @@ where
         updates: &[(Hash, Option<Hash>)],
     ) -> Result<Option<Child>, R::Error> {
         if updates.is_empty() {
+            if let Some(Child::Node { version, .. }) = child
+                && self.refresh.is_some_and(|refresh| refresh.sweeps(path))
+                && let Some(swept) = self.sweep(version, path)?
+            {
+                return Ok(Some(swept));
+            }
             return Ok(child);
         }
         let depth = path.len();
@@ -970,16 +1035,91 @@ where
             }
             Some(Child::Node { version, .. }) => {
                 let mut node = self.replace(version, path)?;
+                let mut updated = 0u16;
                 for (idx, run) in by_nibble(updates, depth, |(key, _)| key) {
                     path.push(idx);
                     let slot = Arc::make_mut(&mut node).children[idx as usize].take();
                     let child = self.subtree(slot, path, run)?;
                     Arc::make_mut(&mut node).set(idx, child);
                     path.pop();
+                    updated |= 1 << idx;
                 }
+                self.sweep_children(&mut node, path, updated)?;
                 Ok(self.finish(path, node))
             }
         }
+    }
+
+    /// Sweeps the child nodes of `node` (at `path`) outside `updated` (a
+    /// bit per slot the writes already went through), setting those that
+    /// the sweep rewrote.
+    fn sweep_children(
+        &mut self,
+        node: &mut Arc<Node>,
+        path: &mut Vec<u8>,
+        updated: u16,
+    ) -> Result<(), R::Error> {
+        let Some(refresh) = self.refresh else {
+            return Ok(());
+        };
+        if !refresh.sweeps(path) {
+            return Ok(());
+        }
+        for idx in 0..16u8 {
+            if updated & (1 << idx) != 0 {
+                continue;
+            }
+            let Some(Child::Node { version, .. }) = node.children[idx as usize] else {
+                continue;
+            };
+            path.push(idx);
+            let swept = if refresh.sweeps(path) {
+                self.sweep(version, path)?
+            } else {
+                None
+            };
+            path.pop();
+            if let Some(child) = swept {
+                Arc::make_mut(node).set(idx, Some(child));
+            }
+        }
+        Ok(())
+    }
+
+    /// Visits the swept node at `path` written at `version`, which no write
+    /// reaches, and its swept children: rewrites it if its chain must end
+    /// (see [`Refresh`]) or a child was rewritten; `None` if nothing under
+    /// it was. Looks without taking, so that what stays is not copied.
+    fn sweep(&mut self, version: u64, path: &mut Vec<u8>) -> Result<Option<Child>, R::Error> {
+        let Some(refresh) = self.refresh else {
+            return Ok(None);
+        };
+        let key = NodeKey::new(version, path);
+        let node = self.reader.node(&key)?;
+        let mut rewritten = Vec::new();
+        for (idx, child) in node.children.iter().enumerate() {
+            let Some(Child::Node { version, .. }) = child else {
+                continue;
+            };
+            path.push(idx as u8);
+            if refresh.sweeps(path)
+                && let Some(child) = self.sweep(*version, path)?
+            {
+                rewritten.push((idx as u8, child));
+            }
+            path.pop();
+        }
+        if rewritten.is_empty() && !refresh.ends(&node.chain) {
+            return Ok(None);
+        }
+        // Dropped before the cache hands its entry over, so that the
+        // update changes it in place.
+        drop(node);
+        let mut node = self.replace(version, path)?;
+        for (idx, child) in rewritten {
+            Arc::make_mut(&mut node).set(idx, Some(child));
+        }
+        Ok(Some(self.store(path, node)))
     }
 
     /// A subtree holding exactly `entries` (key hash, value hash; sorted
@@ -1027,17 +1167,20 @@ where
     }
 
     /// Writes `node` at `path`: as a delta of its changed slots over its
-    /// last version while [`Chain`]'s bounds allow and the delta is at most
-    /// half the whole encoding, else whole (ending the old chain).
+    /// last version while [`Chain`]'s bounds allow, the delta is at most
+    /// half the whole encoding and no [`Refresh`] ends the chain; else
+    /// whole (ending the old chain).
     fn store(&mut self, path: &[u8], mut node: Arc<Node>) -> Child {
         let version = self.version;
         let stored = Arc::make_mut(&mut node);
         let hash = stored.rehash();
         let changed = std::mem::take(&mut stored.dirty);
         let whole_len = stored.stored_len(version, None);
+        let young = !self.refresh.is_some_and(|refresh| refresh.ends(&stored.chain));
         let delta = stored.chain.versions().last().and_then(|&base| {
             let len = stored.stored_len(version, Some((base, changed)));
-            let fits = changed != 0
+            let fits = young
+                && changed != 0
                 && 2 * len <= whole_len
                 && stored.chain.delta_bytes() + len <= 2 * whole_len;
             let chain = stored.chain.then(version, len).filter(|_| fits)?;
@@ -1082,6 +1225,7 @@ pub fn root_of(entries: &[(Hash, Hash)]) -> Hash {
     let mut out = TreeUpdate::default();
     let root = Updater {
         reader: &Nothing,
+        refresh: None,
         version: 0,
         out: &mut out,
     }
@@ -1184,6 +1328,7 @@ mod tests {
         let single_root = Updater {
             reader: &memory,
             version: 2,
+            refresh: None,
             out: &mut single,
         }
         .subtree(root, &mut Vec::new(), &changes)

@@ -11,8 +11,8 @@ use std::process::{Command, Stdio};
 use crash_blocks::{Rng, block, model};
 use stele_state::tree::{key_hash, root_of, value_hash};
 use stele_state::{
-    HISTORY_LOW_STEP, Overlay, Proof, ProofError, Retention, StateConfig, StateDb, StateError,
-    WriteSet,
+    HISTORY_LOW_STEP, NODE_AGE_MAX, NODE_SWEEP_VERSIONS, Overlay, Proof, ProofError, Retention,
+    StateConfig, StateDb, StateError, WriteSet,
 };
 
 fn config(dir: &tempfile::TempDir, retention: Retention) -> StateConfig {
@@ -283,29 +283,50 @@ fn the_database_stops_growing_under_steady_overwrites() {
             .collect()
     };
     let step = HISTORY_LOW_STEP;
+    // Nodes go by age once a full sweep has passed and the oldest
+    // retained version is past `NODE_AGE_MAX`.
+    let settled = window + NODE_AGE_MAX + 2 * NODE_SWEEP_VERSIONS;
+    let first = settled.div_ceil(step) * step;
+    let last = first + 3 * step;
     let mut totals = Vec::new();
-    for version in 1..=7 * step {
+    let mut nodes_early = 0;
+    for version in 1..=last {
         state.commit(version, &overwrite(version)).unwrap();
+        if version == 2 * window {
+            state.compact().unwrap();
+            nodes_early = state.entry_counts().unwrap()["nodes"];
+        }
         // Counted once RocksDB has dropped what pruning released, at the
         // same point of each step (see `HISTORY_LOW_STEP`).
-        if version % step == 0 && version >= 3 * step {
+        if version % step == 0 && version >= first {
             state.compact().unwrap();
             totals.push(state.entry_counts().unwrap());
         }
     }
-    // After the window fills, every commit prunes what it supersedes.
+    // Once settled, every commit lets go of as much as it adds.
+    assert_eq!(totals.len(), 4);
     for pair in totals.windows(2) {
         assert_eq!(pair[0], pair[1], "{totals:?}");
     }
     let counts = state.entry_counts().unwrap();
     assert_eq!(state.entries().unwrap().len(), 500);
     // Versions from where the values' history was last cut (one step
-    // below the oldest one: 96 - 10 = 86, cut at 80), then the newest
-    // one below it, which reads at the cut still need.
-    let oldest = 7 * step - window;
+    // below the oldest one), then the newest one below it, which reads at
+    // the cut still need.
+    let oldest = last - window;
     let cut = oldest - oldest % step;
-    assert_eq!(counts["values"], 500 * (7 * step - cut + 2), "{counts:?}");
+    assert_eq!(counts["values"], 500 * (last - cut + 2), "{counts:?}");
     assert!(counts["values"] <= 500 * (window + step + 1));
+    // Every version rewrites the whole (small) tree here, so the nodes of
+    // `2 * window` versions were counted early on; those of the window and
+    // `NODE_AGE_MAX` below it stay.
+    assert_eq!(
+        counts["nodes"] * (2 * window),
+        nodes_early * (window + NODE_AGE_MAX),
+        "{counts:?}, {nodes_early} nodes at version {}",
+        2 * window
+    );
+    assert_eq!(counts["roots"], window + 1);
     // Archive mode keeps everything.
     let archive_dir = tempfile::tempdir().unwrap();
     let archive = StateDb::open(config(&archive_dir, Retention::Archive)).unwrap();
@@ -313,7 +334,9 @@ fn the_database_stops_growing_under_steady_overwrites() {
         archive.commit(version, &overwrite(version)).unwrap();
     }
     archive.compact().unwrap();
-    assert_eq!(archive.entry_counts().unwrap()["values"], 500 * 30);
+    let counts = archive.entry_counts().unwrap();
+    assert_eq!(counts["values"], 500 * 30);
+    assert_eq!(counts["roots"], 30);
     assert_eq!(
         archive.get_at(b"k7", 1).unwrap().as_deref(),
         Some(&b"v1-7"[..])
@@ -401,6 +424,161 @@ fn reopening_recovers_the_committed_state() {
     assert_eq!(state.root(), model_root(&model(6)));
 }
 
+/// Every key's value and proof at every version in `versions`, against
+/// the model.
+fn assert_versions_read_back(
+    state: &StateDb,
+    versions: impl IntoIterator<Item = u64>,
+    model_at: impl Fn(u64) -> BTreeMap<Vec<u8>, Vec<u8>>,
+    keys: &[Vec<u8>],
+) {
+    for version in versions {
+        let past = model_at(version);
+        let root = state.root_at(version).unwrap();
+        assert_eq!(root, model_root(&past), "root at {version}");
+        for key in keys {
+            let (value, proof) = state.prove(key, version).unwrap();
+            assert_eq!(value, past.get(key).cloned(), "{key:?} at {version}");
+            proof.verify(&root, key, value.as_deref()).unwrap();
+        }
+    }
+}
+
+#[test]
+fn nodes_no_write_reaches_for_long_survive_pruning_by_age() {
+    // Most of the tree is written once and then left alone, while a few
+    // keys change at every version: only the sweeps keep the untouched
+    // nodes young. Pruning by age would drop them if a sweep missed one;
+    // with a node cache of one entry, reads go to RocksDB after compaction
+    // and would fail.
+    let dir = tempfile::tempdir().unwrap();
+    let window = 8;
+    let mut config = config(&dir, Retention::Window(window));
+    config.node_cache_entries = 1;
+    let state = StateDb::open(config).unwrap();
+    let keys: Vec<Vec<u8>> = (0..3_000u32)
+        .map(|n| format!("cold-{n}").into_bytes())
+        .collect();
+    let load: WriteSet = keys
+        .iter()
+        .map(|key| (key.clone(), Some(key.repeat(2))))
+        .collect();
+    state.commit(1, &load).unwrap();
+    let hot = |version: u64| -> WriteSet {
+        (0..4u32)
+            .map(|n| {
+                let key = format!("hot-{n}").into_bytes();
+                (key, Some(format!("{version}").into_bytes()))
+            })
+            .collect()
+    };
+    let last = 1 + window + NODE_AGE_MAX + 3 * NODE_SWEEP_VERSIONS;
+    for version in 2..=last {
+        state.commit(version, &hot(version)).unwrap();
+    }
+    let model_at = |version: u64| {
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = load
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone().unwrap()))
+            .collect();
+        for (key, value) in hot(version) {
+            model.insert(key, value.unwrap());
+        }
+        model
+    };
+    let before = {
+        state.compact().unwrap();
+        state.entry_counts().unwrap()["nodes"]
+    };
+    let mut probe: Vec<Vec<u8>> = keys.iter().step_by(7).cloned().collect();
+    probe.push(b"hot-1".to_vec());
+    probe.push(b"never-written".to_vec());
+    assert_versions_read_back(&state, last - window..=last, model_at, &probe);
+    assert!(state.verify_root().unwrap());
+    // The versions since the load wrote far more nodes than the tree has,
+    // and pruning dropped all but the young ones.
+    for version in last + 1..=last + NODE_AGE_MAX {
+        state.commit(version, &hot(version)).unwrap();
+    }
+    state.compact().unwrap();
+    let after = state.entry_counts().unwrap()["nodes"];
+    assert!(after <= before + before / 4, "{before} then {after} nodes");
+}
+
+#[test]
+fn a_jump_in_versions_rewrites_what_it_ages_and_pruning_keeps_the_rest() {
+    // Versions are block heights and may skip: a jump of more than
+    // `NODE_AGE_MAX` ages every node at once, so the commit after it
+    // sweeps the whole tree.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&dir, Retention::Window(4));
+    config.node_cache_entries = 1;
+    let state = StateDb::open(config).unwrap();
+    for version in 1..=3 {
+        state.commit(version, &block(version)).unwrap();
+    }
+    let jump = 3 + 2 * NODE_AGE_MAX + NODE_SWEEP_VERSIONS;
+    state.commit(jump, &writes(&[("key-00001", Some("after"))])).unwrap();
+    // The window moves past the jump, but not so far that the slices of
+    // the versions after it would have swept the whole tree by themselves.
+    for version in jump + 1..=jump + 8 {
+        state.commit(version, &WriteSet::new()).unwrap();
+    }
+    state.compact().unwrap();
+    let latest = state.latest_version().unwrap();
+    let mut model = model(3);
+    model.insert(b"key-00001".to_vec(), b"after".to_vec());
+    let keys: Vec<Vec<u8>> = (0..crash_blocks::KEY_SPACE)
+        .step_by(11)
+        .map(|n| format!("key-{n:05}").into_bytes())
+        .collect();
+    assert_versions_read_back(&state, latest - 4..=latest, |_| model.clone(), &keys);
+    assert!(state.verify_root().unwrap());
+}
+
+#[test]
+fn an_archive_reopened_with_a_window_prunes_only_once_its_nodes_are_young() {
+    // An archive keeps nodes of any age. Reopened with a window, it may
+    // drop old nodes by age only after a full sweep under the window.
+    let dir = tempfile::tempdir().unwrap();
+    let mut archive = config(&dir, Retention::Archive);
+    archive.node_cache_entries = 1;
+    let archived = 2 * NODE_AGE_MAX;
+    {
+        let state = StateDb::open(archive.clone()).unwrap();
+        for version in 1..=archived {
+            // Only the first versions touch most keys.
+            let writes = if version <= 3 {
+                block(version)
+            } else {
+                writes(&[("key-00002", Some("late"))])
+            };
+            state.commit(version, &writes).unwrap();
+        }
+    }
+    let mut windowed = archive;
+    windowed.retention = Retention::Window(4);
+    let state = StateDb::open(windowed).unwrap();
+    let keys: Vec<Vec<u8>> = (0..crash_blocks::KEY_SPACE)
+        .step_by(11)
+        .chain([2])
+        .map(|n| format!("key-{n:05}").into_bytes())
+        .collect();
+    let model_at = |_| {
+        let mut model = model(3);
+        model.insert(b"key-00002".to_vec(), b"late".to_vec());
+        model
+    };
+    for version in archived + 1..=archived + 2 * NODE_SWEEP_VERSIONS {
+        state.commit(version, &WriteSet::new()).unwrap();
+        if version % 16 == 0 {
+            state.compact().unwrap();
+            let latest = state.latest_version().unwrap();
+            assert_versions_read_back(&state, [latest - 4, latest], model_at, &keys);
+        }
+    }
+}
+
 fn assert_format_refused(dir: &tempfile::TempDir, found: u32) {
     match StateDb::open(config(dir, Retention::Window(10))) {
         Err(error @ StateError::Format { .. }) => assert_eq!(
@@ -425,7 +603,7 @@ fn a_database_in_another_format_is_refused_and_left_alone() {
     let path = dir.path().join("state");
     // `values` opens only with a comparator of the same name (and
     // timestamp size): the name is part of the format.
-    let set_format = |format: u32| {
+    let values_options = || {
         let mut values = rocksdb::Options::default();
         values.set_comparator_with_ts(
             "stele.key-then-newest-version.v1",
@@ -440,12 +618,14 @@ fn a_database_in_another_format_is_refused_and_left_alone() {
                 a[..a.len() - 8 * a_ts as usize].cmp(&b[..b.len() - 8 * b_ts as usize])
             }),
         );
-        let plain = rocksdb::Options::default;
+        values
+    };
+    let plain = rocksdb::Options::default;
+    let set_format = |format: u32| {
         let cfs = [
-            ("values", values),
+            ("values", values_options()),
             ("nodes", plain()),
             ("roots", plain()),
-            ("stale", plain()),
             ("meta", plain()),
         ];
         let db = rocksdb::DB::open_cf_with_opts(&plain(), &path, cfs).unwrap();
@@ -465,6 +645,37 @@ fn a_database_in_another_format_is_refused_and_left_alone() {
         model(1).get(&b"key-00001"[..]).cloned()
     );
     drop(state);
+
+    // A database in the layout of format 4, which listed superseded nodes
+    // in `stale`: refused, and left as it was.
+    let four_dir = tempfile::tempdir().unwrap();
+    let four_path = four_dir.path().join("state");
+    let four_cfs = || {
+        [
+            ("values", values_options()),
+            ("nodes", plain()),
+            ("roots", plain()),
+            ("stale", plain()),
+            ("meta", plain()),
+        ]
+    };
+    {
+        let mut options = plain();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        let db = rocksdb::DB::open_cf_with_opts(&options, &four_path, four_cfs()).unwrap();
+        let (stale, meta) = (db.cf_handle("stale").unwrap(), db.cf_handle("meta").unwrap());
+        db.put_cf(stale, 7u64.to_be_bytes(), b"list").unwrap();
+        db.put_cf(meta, b"format", 4u32.to_be_bytes()).unwrap();
+    }
+    assert_format_refused(&four_dir, 4);
+    let db = rocksdb::DB::open_cf_with_opts(&plain(), &four_path, four_cfs()).unwrap();
+    let stale = db.cf_handle("stale").unwrap();
+    assert_eq!(
+        db.get_cf(stale, 7u64.to_be_bytes()).unwrap().as_deref(),
+        Some(&b"list"[..])
+    );
+    drop(db);
 
     // Databases in the layout of formats 1 to 3 (latest values apart from
     // their history): from before the marker (1), with every node stored
