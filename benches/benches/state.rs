@@ -2,7 +2,9 @@
 //!
 //! * `state::commit/ours/keys=1M` — blocks of 10,000 writes (70% updates,
 //!   20% inserts, 10% removals; 32-byte keys, 100-byte values) committed
-//!   durably (synced WAL) to `stele-state`;
+//!   durably (synced WAL) to `stele-state`, retaining 100 versions; measured
+//!   once pruning runs in full (after unmeasured blocks that keep the state
+//!   at 1M keys), which is when a block costs the most;
 //! * `state::commit/jmt/keys=1M` — the same blocks into the `jmt` crate
 //!   (Jellyfish Merkle Tree, BLAKE3) on RocksDB, nodes, values and stale
 //!   index in one synced write batch: the baseline;
@@ -26,7 +28,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use jmt::storage::{LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch};
 use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, SimpleHasher, Version};
 use rocksdb::{DB, Options, WriteBatch, WriteOptions};
-use stele_state::{Retention, StateConfig, StateDb, WriteSet};
+use stele_state::{
+    NODE_AGE_MAX, NODE_SWEEP_VERSIONS, Retention, StateConfig, StateDb, WriteSet,
+};
 
 const INITIAL_KEYS: u64 = 1_000_000;
 const BLOCK_WRITES: usize = 10_000;
@@ -86,10 +90,22 @@ impl Workload {
 
     /// One block: 70% updates, 20% inserts, 10% removals.
     fn block(&mut self) -> WriteSet {
+        self.block_inserting(2)
+    }
+
+    /// One block that leaves the number of keys about where it was: 80%
+    /// updates, 10% inserts, 10% removals.
+    fn steady_block(&mut self) -> WriteSet {
+        self.block_inserting(1)
+    }
+
+    /// One block: `inserts` tenths inserts, a tenth removals, the rest
+    /// updates.
+    fn block_inserting(&mut self, inserts: u64) -> WriteSet {
         let mut block = WriteSet::new();
         while block.len() < BLOCK_WRITES {
             let roll = self.rng.next() % 10;
-            if roll < 2 {
+            if roll < inserts {
                 block.insert(key(self.next_key), Some(value(&mut self.rng)));
                 self.live.push(self.next_key);
                 self.next_key += 1;
@@ -126,14 +142,35 @@ fn load(name: &str, commit: &mut impl FnMut(u64, &WriteSet)) -> (Workload, u64) 
 }
 
 /// Loads the initial keys (on first use, so that a filtered run such as
-/// `-- ours` skips the other stores' loads), then measures blocks.
-fn commit_bench(c: &mut Criterion, name: &str, mut commit: impl FnMut(u64, &WriteSet)) {
+/// `-- ours` skips the other stores' loads) and commits `settle` blocks
+/// unmeasured (each as many inserts as removals, so the state stays at 1M
+/// keys), then measures blocks.
+fn commit_bench(
+    c: &mut Criterion,
+    name: &str,
+    settle: u64,
+    mut commit: impl FnMut(u64, &WriteSet),
+) {
     let mut loaded = None;
     let mut group = c.benchmark_group("state::commit");
     group.sample_size(10);
     group.throughput(Throughput::Elements(BLOCK_WRITES as u64));
     group.bench_function(format!("{name}/keys=1M"), |b| {
-        let (workload, version) = loaded.get_or_insert_with(|| load(name, &mut commit));
+        let (workload, version) = loaded.get_or_insert_with(|| {
+            let (mut workload, mut version) = load(name, &mut commit);
+            let started = Instant::now();
+            for _ in 0..settle {
+                version += 1;
+                commit(version, &workload.steady_block());
+            }
+            if settle > 0 {
+                println!(
+                    "state::commit/{name}: {settle} blocks to settle in {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            (workload, version)
+        });
         b.iter_custom(|iterations| {
             let mut total = Duration::ZERO;
             for _ in 0..iterations {
@@ -151,13 +188,18 @@ fn commit_bench(c: &mut Criterion, name: &str, mut commit: impl FnMut(u64, &Writ
 
 fn ours(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
+    let window = 100;
     let mut config = StateConfig::new(dir.path().join("ours"));
-    config.retention = Retention::Window(100);
+    config.retention = Retention::Window(window);
     let state = StateDb::open(config).unwrap();
     let mut commit = |version, writes: &WriteSet| {
         black_box(state.commit(version, writes).unwrap());
     };
-    commit_bench(c, "ours", &mut commit);
+    // Measured once pruning runs in full: old values and node files are
+    // dropped, and the sweeps rewrite what they must (see
+    // `stele_state::NODE_AGE_MAX`). The other stores prune nothing.
+    let settle = window + NODE_AGE_MAX + 2 * NODE_SWEEP_VERSIONS;
+    commit_bench(c, "ours", settle, &mut commit);
     // The reads and proofs below need the keys even if the commit bench
     // was filtered out.
     if state.latest_version().is_none() {
@@ -220,7 +262,7 @@ fn raw_rocksdb(c: &mut Criterion) {
     let db = DB::open(&options, dir.path().join("raw")).unwrap();
     let mut sync = WriteOptions::default();
     sync.set_sync(true);
-    commit_bench(c, "raw_rocksdb", |_, writes| {
+    commit_bench(c, "raw_rocksdb", 0, |_, writes| {
         let mut batch = WriteBatch::default();
         for (key, value) in writes {
             match value {
@@ -334,7 +376,7 @@ impl TreeReader for JmtStore {
 fn jmt_baseline(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let store = JmtStore::open(&dir.path().join("jmt"));
-    commit_bench(c, "jmt", |version, writes| {
+    commit_bench(c, "jmt", 0, |version, writes| {
         let values: BTreeMap<KeyHash, Option<OwnedValue>> = writes
             .iter()
             .map(|(key, value)| (KeyHash::with::<Blake3Jmt>(key), value.clone()))
