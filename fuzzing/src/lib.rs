@@ -566,6 +566,9 @@ pub mod trie {
     }
 
     struct Tree {
+        /// Whether updates also sweep (see [`tree::Refresh`]): about half
+        /// the slices at each version, ending chains two versions old.
+        sweeping: bool,
         memory: Memory,
         /// The stored entries, with every entry an update reports stale
         /// dropped at once (no retention window).
@@ -575,8 +578,9 @@ pub mod trie {
     }
 
     impl Tree {
-        fn new() -> Self {
+        fn new(sweeping: bool) -> Self {
             Tree {
+                sweeping,
                 memory: Memory::default(),
                 entries: HashMap::new(),
                 root: None,
@@ -591,8 +595,27 @@ pub mod trie {
                 .map(|(key, value)| (key_hash(key), value.as_deref().map(value_hash)))
                 .collect();
             updates.sort_by(|a, b| a.0.cmp(&b.0));
-            let update = tree::update(&self.memory, self.root.clone(), self.version, &updates)
-                .expect("nodes present");
+            let refresh = self.sweeping.then(|| {
+                // SplitMix64 of the version and word: about half the bits.
+                let mix = |word: u64| {
+                    let mut z = (self.version * 4 + word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                    z ^ (z >> 31)
+                };
+                tree::Refresh {
+                    base_at_most: self.version.saturating_sub(3),
+                    swept: std::array::from_fn(|word| mix(word as u64)),
+                }
+            });
+            let update = tree::update_refreshing(
+                &self.memory,
+                self.root.clone(),
+                self.version,
+                &updates,
+                refresh,
+            )
+            .expect("nodes present");
             for stale in &update.stale_nodes {
                 assert!(
                     self.entries.remove(stale).is_some(),
@@ -625,6 +648,35 @@ pub mod trie {
             self.root.as_ref().map_or(EMPTY, Child::hash)
         }
 
+        /// Every node the root reaches rebuilds from the stored entries
+        /// that are left.
+        fn assert_reachable_stored(&self) {
+            let mut pending = Vec::new();
+            if let Some(Child::Node { version, .. }) = &self.root {
+                pending.push((*version, Vec::new()));
+            }
+            while let Some((version, path)) = pending.pop() {
+                let key = NodeKey::new(version, &path);
+                let node = tree::assemble(
+                    &key,
+                    |at| {
+                        self.entries
+                            .get(at)
+                            .ok_or_else(|| format!("{at:?} dropped"))
+                    },
+                    |what| what,
+                )
+                .unwrap_or_else(|error| panic!("{key:?} reachable but not stored: {error}"));
+                for (idx, child) in node.children.iter().enumerate() {
+                    if let Some(Child::Node { version, .. }) = child {
+                        let mut below = path.clone();
+                        below.push(idx as u8);
+                        pending.push((*version, below));
+                    }
+                }
+            }
+        }
+
         fn prove(&self, key: &[u8]) -> Proof {
             prove(&self.memory, self.root.as_ref(), key).expect("nodes present")
         }
@@ -633,14 +685,17 @@ pub mod trie {
     /// Applies `ops` batch by batch and checks after each: the root equals
     /// the root of the model's contents; every present key has a verifying
     /// inclusion proof and every other key a verifying exclusion proof;
-    /// forged proofs fail. At the end, applying the same writes one at a
-    /// time gives the same root.
+    /// forged proofs fail; a tree whose updates also sweep (rewriting
+    /// nodes whose chains are old) has the same root, and its stored
+    /// entries rebuild every node too. At the end, applying the same writes
+    /// one at a time gives the same root.
     ///
     /// # Panics
     /// When a property fails.
     pub fn check(ops: &Ops) {
-        let mut tree = Tree::new();
-        let mut one_by_one = Tree::new();
+        let mut tree = Tree::new(false);
+        let mut swept = Tree::new(true);
+        let mut one_by_one = Tree::new(false);
         let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         for batch in ops.batches.iter().take(32) {
             let mut writes = BTreeMap::new();
@@ -653,6 +708,10 @@ pub mod trie {
                 one_by_one.apply(&BTreeMap::from([(key(write.key), value)]));
             }
             tree.apply(&writes);
+            swept.apply(&writes);
+            assert_eq!(swept.root_hash(), tree.root_hash(), "sweeping keeps the root");
+            tree.assert_reachable_stored();
+            swept.assert_reachable_stored();
             for (key, value) in &writes {
                 match value {
                     Some(value) => model.insert(key.clone(), value.clone()),
@@ -732,8 +791,18 @@ mod trie_tests {
             .collect();
         let clear: Vec<Write> = (0..300).map(|key| Write { key, value: None }).collect();
         check(&Ops {
-            batches: vec![fill, clear],
+            batches: vec![fill.clone(), clear],
         });
+        // Fill, then touch one key at a time: the sweeps rewrite what the
+        // writes leave alone.
+        let mut batches = vec![fill];
+        batches.extend((0..24).map(|key| {
+            vec![Write {
+                key,
+                value: Some(vec![0xaa]),
+            }]
+        }));
+        check(&Ops { batches });
     }
 }
 
