@@ -28,9 +28,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use jmt::storage::{LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch};
 use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, SimpleHasher, Version};
 use rocksdb::{DB, Options, WriteBatch, WriteOptions};
-use stele_state::{
-    NODE_AGE_MAX, NODE_SWEEP_VERSIONS, Retention, StateConfig, StateDb, WriteSet,
-};
+use stele_state::{NODE_AGE_MAX, NODE_SWEEP_VERSIONS, Retention, StateConfig, StateDb, WriteSet};
 
 const INITIAL_KEYS: u64 = 1_000_000;
 const BLOCK_WRITES: usize = 10_000;

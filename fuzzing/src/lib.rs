@@ -709,7 +709,11 @@ pub mod trie {
             }
             tree.apply(&writes);
             swept.apply(&writes);
-            assert_eq!(swept.root_hash(), tree.root_hash(), "sweeping keeps the root");
+            assert_eq!(
+                swept.root_hash(),
+                tree.root_hash(),
+                "sweeping keeps the root"
+            );
             tree.assert_reachable_stored();
             swept.assert_reachable_stored();
             for (key, value) in &writes {

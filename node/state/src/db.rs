@@ -500,9 +500,8 @@ impl StateDb {
                 if bytes.len() < 24 {
                     return Err(StateError::Corrupt("meta entry too short".into()));
                 }
-                let word = |at: usize| {
-                    u64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
-                };
+                let word =
+                    |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
                 let latest = word(0);
                 Meta {
                     latest: Some(latest),
@@ -566,8 +565,11 @@ impl StateDb {
         if floor > 0 {
             // Files whose every key is below `floor` (node keys start with
             // their version, big-endian).
-            self.db
-                .delete_file_in_range_cf(self.cf(CF_NODES), &[][..], &floor.to_be_bytes()[..])?;
+            self.db.delete_file_in_range_cf(
+                self.cf(CF_NODES),
+                &[][..],
+                &floor.to_be_bytes()[..],
+            )?;
         }
         *low = oldest.max(current);
         Ok(())
@@ -743,8 +745,7 @@ impl StateDb {
         // Unless archiving, the nodes that would otherwise grow older than
         // `NODE_AGE_MAX` are rewritten, so that pruning can go by age.
         let refresh = (!archive).then(|| refresh_for(version, meta.latest));
-        let update =
-            tree::update_refreshing(self, meta.root.clone(), version, &updates, refresh)?;
+        let update = tree::update_refreshing(self, meta.root.clone(), version, &updates, refresh)?;
 
         // Sized up front: growing a large batch copies it again and again.
         let value_bytes: usize = writes

@@ -1176,7 +1176,9 @@ where
         let hash = stored.rehash();
         let changed = std::mem::take(&mut stored.dirty);
         let whole_len = stored.stored_len(version, None);
-        let young = !self.refresh.is_some_and(|refresh| refresh.ends(&stored.chain));
+        let young = !self
+            .refresh
+            .is_some_and(|refresh| refresh.ends(&stored.chain));
         let delta = stored.chain.versions().last().and_then(|&base| {
             let len = stored.stored_len(version, Some((base, changed)));
             let fits = young

@@ -518,7 +518,9 @@ fn a_jump_in_versions_rewrites_what_it_ages_and_pruning_keeps_the_rest() {
         state.commit(version, &block(version)).unwrap();
     }
     let jump = 3 + 2 * NODE_AGE_MAX + NODE_SWEEP_VERSIONS;
-    state.commit(jump, &writes(&[("key-00001", Some("after"))])).unwrap();
+    state
+        .commit(jump, &writes(&[("key-00001", Some("after"))]))
+        .unwrap();
     // The window moves past the jump, but not so far that the slices of
     // the versions after it would have swept the whole tree by themselves.
     for version in jump + 1..=jump + 8 {
@@ -664,7 +666,10 @@ fn a_database_in_another_format_is_refused_and_left_alone() {
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         let db = rocksdb::DB::open_cf_with_opts(&options, &four_path, four_cfs()).unwrap();
-        let (stale, meta) = (db.cf_handle("stale").unwrap(), db.cf_handle("meta").unwrap());
+        let (stale, meta) = (
+            db.cf_handle("stale").unwrap(),
+            db.cf_handle("meta").unwrap(),
+        );
         db.put_cf(stale, 7u64.to_be_bytes(), b"list").unwrap();
         db.put_cf(meta, b"format", 4u32.to_be_bytes()).unwrap();
     }
