@@ -89,17 +89,6 @@ pub const NODE_AGE_MAX: u64 = 256;
 /// 10-15% more node entries per block).
 pub const NODE_SWEEP_VERSIONS: u64 = 64;
 
-/// The lowest node version a retained version may still reach, with
-/// `oldest` the oldest retained version and nodes kept young since
-/// `young_since` (`u64::MAX` if not): entries below it are garbage. 0 (keep
-/// everything) until a full sweep has passed since `young_since`.
-fn node_floor(oldest: u64, young_since: u64) -> u64 {
-    if oldest < young_since.saturating_add(NODE_SWEEP_VERSIONS) {
-        return 0;
-    }
-    (oldest + 1).saturating_sub(NODE_AGE_MAX)
-}
-
 /// What a commit of `version` after `latest` rewrites to keep nodes young:
 /// the slices of the versions since `latest` (all of them after a jump of
 /// a full sweep or more).
@@ -306,9 +295,14 @@ impl Default for Meta {
 }
 
 impl Meta {
-    /// The lowest node version a retained version may still reach.
+    /// The lowest node version a retained version may still reach:
+    /// entries below it are garbage. 0 (keep everything) until a full
+    /// sweep has passed since `young_since`.
     fn node_floor(&self) -> u64 {
-        node_floor(self.oldest, self.young_since)
+        if self.oldest < self.young_since.saturating_add(NODE_SWEEP_VERSIONS) {
+            return 0;
+        }
+        (self.oldest + 1).saturating_sub(NODE_AGE_MAX)
     }
 }
 
@@ -335,15 +329,24 @@ pub struct StateDb {
     nodes: NodeCache,
     values: ValueCache,
     commit_lock: Mutex<()>,
-    /// The `full_history_ts_low` of `values` as last set (and the oldest
-    /// version `nodes` files were last deleted for).
-    history_low: Mutex<u64>,
+    /// The oldest version as of the last [`StateDb::release`]: the
+    /// `full_history_ts_low` of `values` then set, and the version `nodes`
+    /// files were deleted for.
+    released: Mutex<u64>,
     /// Node entries below this version are garbage (see [`NODE_AGE_MAX`]):
     /// `nodes`' compaction filter drops them.
     node_floor: Arc<AtomicU64>,
     /// Reads of `values` at the latest version (at the largest timestamp:
     /// a reader sees a commit once RocksDB has it, as it always did).
     read_latest: ReadOptions,
+}
+
+/// The format entry's value.
+fn decode_format(bytes: &[u8]) -> Result<u32, StateError> {
+    bytes
+        .try_into()
+        .map(u32::from_be_bytes)
+        .map_err(|_| StateError::Corrupt("format entry".into()))
 }
 
 /// Refuses a database in the column-family layout of an older format,
@@ -367,11 +370,7 @@ fn refuse_older_layout(path: &Path) -> Result<(), StateError> {
         .ok_or_else(|| StateError::Corrupt("no meta column family".into()))?;
     let found = match old.get_cf(meta, META_FORMAT)? {
         None => 1,
-        Some(bytes) => u32::from_be_bytes(
-            bytes[..]
-                .try_into()
-                .map_err(|_| StateError::Corrupt("format entry".into()))?,
-        ),
+        Some(bytes) => decode_format(&bytes)?,
     };
     Err(StateError::Format {
         found,
@@ -481,11 +480,7 @@ impl StateDb {
                 });
             }
             Some(bytes) => {
-                let found = u32::from_be_bytes(
-                    bytes[..]
-                        .try_into()
-                        .map_err(|_| StateError::Corrupt("format entry".into()))?,
-                );
+                let found = decode_format(&bytes)?;
                 if found != STATE_FORMAT {
                     return Err(StateError::Format {
                         found,
@@ -521,7 +516,7 @@ impl StateDb {
             nodes,
             values,
             commit_lock: Mutex::new(()),
-            history_low: Mutex::new(0),
+            released: Mutex::new(0),
             node_floor,
             read_latest: read_at(u64::MAX),
         };
@@ -542,7 +537,7 @@ impl StateDb {
         }
         let oldest = meta.oldest;
         let mut low = self
-            .history_low
+            .released
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         if oldest <= *low || (!now && oldest < *low + HISTORY_LOW_STEP) {
@@ -717,8 +712,9 @@ impl StateDb {
     }
 
     /// Commits `writes` as `version`, which must be above the latest; returns
-    /// the new root. One atomic write batch: values, tree nodes, root,
-    /// metadata and a bounded amount of pruning.
+    /// the new root. One atomic write batch: values, tree nodes (with those
+    /// rewritten to keep nodes young), root, metadata, and the deletes of
+    /// roots that left the window.
     pub fn commit(&self, version: u64, writes: &WriteSet) -> Result<Hash, StateError> {
         let _serial = self
             .commit_lock
@@ -768,7 +764,7 @@ impl StateDb {
         // faster than scattered ones (its skiplist search starts from the
         // previous insert). A value is written at its version; the ones it
         // supersedes stay readable at theirs until RocksDB drops them (see
-        // `raise_history_low`), so a commit deletes none.
+        // `release`), so a commit deletes none.
         let ts = version_ts(version);
         for (hash, key, value) in &entries {
             match value {

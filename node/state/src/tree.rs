@@ -1059,31 +1059,46 @@ where
         path: &mut Vec<u8>,
         updated: u16,
     ) -> Result<(), R::Error> {
+        for (idx, child) in self.swept_children(&node.children, path, updated)? {
+            Arc::make_mut(node).set(idx, Some(child));
+        }
+        Ok(())
+    }
+
+    /// The child nodes among `children` (of the node at `path`, outside
+    /// `skip`) that the sweep rewrote, with their slots.
+    fn swept_children(
+        &mut self,
+        children: &[Option<Child>; 16],
+        path: &mut Vec<u8>,
+        skip: u16,
+    ) -> Result<Vec<(u8, Child)>, R::Error> {
+        let mut rewritten = Vec::new();
         let Some(refresh) = self.refresh else {
-            return Ok(());
+            return Ok(rewritten);
         };
         if !refresh.sweeps(path) {
-            return Ok(());
+            return Ok(rewritten);
         }
-        for idx in 0..16u8 {
-            if updated & (1 << idx) != 0 {
-                continue;
-            }
-            let Some(Child::Node { version, .. }) = node.children[idx as usize] else {
+        for (idx, child) in (0..16u8).zip(children) {
+            let Some(Child::Node { version, .. }) = child else {
                 continue;
             };
+            if skip & (1 << idx) != 0 {
+                continue;
+            }
             path.push(idx);
             let swept = if refresh.sweeps(path) {
-                self.sweep(version, path)?
+                self.sweep(*version, path)?
             } else {
                 None
             };
             path.pop();
             if let Some(child) = swept {
-                Arc::make_mut(node).set(idx, Some(child));
+                rewritten.push((idx, child));
             }
         }
-        Ok(())
+        Ok(rewritten)
     }
 
     /// Visits the swept node at `path` written at `version`, which no write
@@ -1096,19 +1111,7 @@ where
         };
         let key = NodeKey::new(version, path);
         let node = self.reader.node(&key)?;
-        let mut rewritten = Vec::new();
-        for (idx, child) in node.children.iter().enumerate() {
-            let Some(Child::Node { version, .. }) = child else {
-                continue;
-            };
-            path.push(idx as u8);
-            if refresh.sweeps(path)
-                && let Some(child) = self.sweep(*version, path)?
-            {
-                rewritten.push((idx as u8, child));
-            }
-            path.pop();
-        }
+        let rewritten = self.swept_children(&node.children, path, 0)?;
         if rewritten.is_empty() && !refresh.ends(&node.chain) {
             return Ok(None);
         }
