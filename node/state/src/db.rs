@@ -269,8 +269,20 @@ pub type WriteSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 /// A key and its value.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
-/// A write with its key hash: `(blake3(key), key, new value or None)`.
-type HashedWrite<'a> = (Hash, &'a [u8], Option<&'a [u8]>);
+/// A write: its key and new value (`None` to remove).
+type Write<'a> = (&'a Vec<u8>, &'a Option<Vec<u8>>);
+
+/// Below this many writes a commit hashes them on one thread.
+const PARALLEL_HASHES_MIN: usize = 1024;
+
+/// The tree's update for each write: `(blake3(key), blake3(value) or
+/// None)`, in the order of `writes`.
+fn hash_writes(writes: &[Write<'_>]) -> Vec<(Hash, Option<Hash>)> {
+    writes
+        .iter()
+        .map(|(key, value)| (key_hash(key), value.as_deref().map(value_hash)))
+        .collect()
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Meta {
@@ -726,56 +738,79 @@ impl StateDb {
         {
             return Err(StateError::VersionNotIncreasing { version, latest });
         }
-        // The writes in key order (as given) with their key hashes, and
-        // the tree's updates in key-hash order.
-        let entries: Vec<HashedWrite<'_>> = writes
-            .iter()
-            .map(|(key, value)| (key_hash(key), key.as_slice(), value.as_deref()))
-            .collect();
-        let mut updates: Vec<(Hash, Option<Hash>)> = entries
-            .iter()
-            .map(|(hash, _, value)| (*hash, value.map(value_hash)))
-            .collect();
-        updates.sort_unstable_by_key(|update| update.0);
         let archive = self.config.retention == Retention::Archive;
         // Unless archiving, the nodes that would otherwise grow older than
         // `NODE_AGE_MAX` are rewritten, so that pruning can go by age.
         let refresh = (!archive).then(|| refresh_for(version, meta.latest));
-        let update = tree::update_refreshing(self, meta.root.clone(), version, &updates, refresh)?;
-
-        // Sized up front: growing a large batch copies it again and again.
-        let value_bytes: usize = writes
-            .iter()
-            .map(|(key, value)| key.len() + 32 + value.as_ref().map_or(0, Vec::len))
-            .sum();
-        let node_bytes: usize = update
-            .new_nodes
-            .iter()
-            .map(|new| new.bytes.len() + 64)
-            .sum();
-        let mut batch = WriteBatch::with_capacity_bytes(value_bytes + node_bytes + 64 * 1024);
         let (values, nodes) = (self.cf(CF_VALUES), self.cf(CF_NODES));
-        // The keys the update replaced come in key-hash order (the
-        // tree's): a binary search finds one.
-        let replaced = |hash: &Hash| update.replaced.binary_search(hash).is_ok();
-        debug_assert!(update.replaced.windows(2).all(|pair| pair[0] < pair[1]));
-        // Each column family's entries go into the batch in ascending key
-        // order: RocksDB's memtable inserts a run of ascending keys far
-        // faster than scattered ones (its skiplist search starts from the
-        // previous insert). A value is written at its version; the ones it
-        // supersedes stay readable at theirs until RocksDB drops them (see
-        // `release`), so a commit deletes none.
         let ts = version_ts(version);
-        for (hash, key, value) in &entries {
-            match value {
-                Some(value) => batch.put_cf_with_ts(values, key, ts, value),
-                // Removing a key that is not there writes nothing.
-                None if replaced(hash) => batch.delete_cf_with_ts(values, key, ts),
-                None => {}
+        // The values go into the batch on a thread of their own while this
+        // one hashes the writes and updates the tree: they need nothing
+        // from the tree but whether a removed key was there, so removals
+        // wait for it (below).
+        let listed: Vec<Write<'_>> = writes.iter().collect();
+        let (hashed, update, mut batch) = std::thread::scope(|scope| {
+            let puts = scope.spawn(|| {
+                // Sized up front (the tree's nodes estimated at some 320
+                // bytes a write, more than a block of 10,000 writes on a
+                // 1M-key state takes): growing a large batch copies it
+                // again and again.
+                let value_bytes: usize = writes
+                    .iter()
+                    .map(|(key, value)| key.len() + 32 + value.as_ref().map_or(0, Vec::len))
+                    .sum();
+                let mut batch =
+                    WriteBatch::with_capacity_bytes(value_bytes + 320 * writes.len() + 64 * 1024);
+                // Each column family's entries go into the batch in
+                // ascending key order: RocksDB's memtable inserts a run of
+                // ascending keys far faster than scattered ones (its
+                // skiplist search starts from the previous insert). A
+                // value is written at its version; the ones it supersedes
+                // stay readable at theirs until RocksDB drops them (see
+                // `release`), so a commit deletes none.
+                for (key, value) in writes {
+                    if let Some(value) = value {
+                        batch.put_cf_with_ts(values, key, ts, value);
+                    }
+                }
+                batch
+            });
+            // The writes' hashes in key order (as given), half of them on
+            // another thread, and the tree's updates in key-hash order.
+            let hashed = if listed.len() < PARALLEL_HASHES_MIN {
+                hash_writes(&listed)
+            } else {
+                let (first, second) = listed.split_at(listed.len() / 2);
+                let second = scope.spawn(|| hash_writes(second));
+                let mut hashed = hash_writes(first);
+                hashed.extend(
+                    second
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                );
+                hashed
+            };
+            let mut updates = hashed.clone();
+            updates.sort_unstable_by_key(|update| update.0);
+            let update =
+                tree::update_refreshing(self, meta.root.clone(), version, &updates, refresh);
+            let batch = puts
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (hashed, update, batch)
+        });
+        let update = update?;
+        // The removals, in key order after the puts: a removal of a key
+        // that is not there writes nothing. The keys the update replaced
+        // come in key-hash order (the tree's): a binary search finds one.
+        debug_assert!(update.replaced.windows(2).all(|pair| pair[0] < pair[1]));
+        for ((key, value), (hash, _)) in writes.iter().zip(&hashed) {
+            if value.is_none() && update.replaced.binary_search(hash).is_ok() {
+                batch.delete_cf_with_ts(values, key, ts);
             }
         }
-        let mut new_nodes = update.new_nodes;
-        new_nodes.sort_unstable_by(|a, b| a.key.cmp_encoded(&b.key));
+        // The tree's new nodes come sorted by their storage keys.
+        let new_nodes = update.new_nodes;
         let mut key_bytes = Vec::with_capacity(48);
         for new in &new_nodes {
             key_bytes.clear();

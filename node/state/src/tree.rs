@@ -19,7 +19,8 @@
 //! new version and reports the nodes it replaced as stale, so older
 //! versions stay readable until they are pruned.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
 
 /// A 32-byte hash.
 pub type Hash = [u8; 32];
@@ -752,7 +753,9 @@ pub struct NewNode {
 pub struct TreeUpdate {
     /// The new root.
     pub root: Option<Child>,
-    /// Nodes to write.
+    /// Nodes to write, in the order of their storage keys
+    /// ([`NodeKey::cmp_encoded`]), which is the order a write batch should
+    /// hold them in.
     pub new_nodes: Vec<NewNode>,
     /// Nodes the new version no longer uses.
     pub stale_nodes: Vec<NodeKey>,
@@ -815,8 +818,9 @@ impl Refresh {
 /// With at least [`PARALLEL_UPDATES_MIN`] updates under a root node, the
 /// root's sixteen subtrees are updated on up to
 /// `std::thread::available_parallelism()` threads. The result is the same
-/// as on one thread, in the same order: each thread takes a run of
-/// consecutive subtrees and the outputs are joined in subtree order.
+/// as on one thread, in the same order: each thread takes the next subtree
+/// left whenever it is done with one, and the outputs are joined in subtree
+/// order.
 pub fn update<R>(
     reader: &R,
     root: Option<Child>,
@@ -865,7 +869,15 @@ where
         root => updater.subtree(root, &mut Vec::new(), updates)?,
     };
     out.root = root;
+    sort_new_nodes(&mut out.new_nodes);
     Ok(out)
+}
+
+/// Sorts nodes by storage key. A stable sort: it finds the runs already in
+/// order (one per subtree of the root, see `Updater::root_in_parallel`)
+/// and merges them, rather than sorting everything again.
+fn sort_new_nodes(nodes: &mut [NewNode]) {
+    nodes.sort_by(|a, b| a.key.cmp_encoded(&b.key));
 }
 
 /// `items` (sorted by key hash) in runs that share the nibble at `depth`,
@@ -914,61 +926,73 @@ where
             .map(|(idx, run)| (idx, children[idx as usize].take(), run))
             .collect();
         let updated = shares.iter().fold(0u16, |mask, share| mask | 1 << share.0);
-        // Runs of consecutive subtrees with about equal numbers of updates.
+        // The threads take subtrees one at a time as they finish the last,
+        // the heaviest first — the swept ones (see `Refresh`), then those
+        // with the most updates — so that none waits long for the others
+        // at the end.
+        let refresh = self.refresh;
+        let swept = |idx: u8| refresh.is_some_and(|refresh| refresh.sweeps(&[idx]));
+        let shares: Vec<Mutex<Option<Share<'_>>>> = {
+            let mut shares = shares;
+            shares.sort_by_key(|(idx, _, run)| std::cmp::Reverse((swept(*idx), run.len())));
+            shares
+                .into_iter()
+                .map(|share| Mutex::new(Some(share)))
+                .collect()
+        };
         let threads = std::thread::available_parallelism()
             .map_or(1, usize::from)
             .clamp(1, 8)
             .min(shares.len());
-        let per_thread = updates.len().div_ceil(threads);
-        let mut runs: Vec<Vec<Share<'_>>> = vec![Vec::new()];
-        let mut in_run = 0;
-        for share in shares {
-            if in_run >= per_thread && runs.len() < threads {
-                runs.push(Vec::new());
-                in_run = 0;
-            }
-            in_run += share.2.len();
-            runs.last_mut().expect("one run at least").push(share);
-        }
-        let (reader, version, refresh) = (self.reader, self.version, self.refresh);
-        let results: Vec<_> = std::thread::scope(|scope| {
-            let handles: Vec<_> = runs
-                .into_iter()
-                .map(|run| {
+        let taken = AtomicUsize::new(0);
+        let (reader, version) = (self.reader, self.version);
+        let (shares, taken) = (&shares, &taken);
+        let mut results: Vec<(u8, TreeUpdate, Option<Child>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
                     scope.spawn(move || {
-                        let mut out = TreeUpdate::default();
-                        let mut updater = Updater {
-                            reader,
-                            version,
-                            refresh,
-                            out: &mut out,
-                        };
-                        let mut children = Vec::with_capacity(run.len());
-                        for (idx, slot, updates) in run {
+                        let mut done = Vec::new();
+                        while let Some(share) =
+                            shares.get(taken.fetch_add(1, AtomicOrdering::Relaxed))
+                        {
+                            let (idx, slot, updates) = share
+                                .lock()
+                                .unwrap_or_else(|poison| poison.into_inner())
+                                .take()
+                                .expect("each subtree is taken once");
+                            let mut out = TreeUpdate::default();
+                            let mut updater = Updater {
+                                reader,
+                                version,
+                                refresh,
+                                out: &mut out,
+                            };
                             let child = updater.subtree(slot, &mut vec![idx], updates)?;
-                            children.push((idx, child));
+                            // Sorted here, on the threads, so that the sort
+                            // at the end only merges.
+                            sort_new_nodes(&mut out.new_nodes);
+                            done.push((idx, out, child));
                         }
-                        Ok::<_, R::Error>((out, children))
+                        Ok::<_, R::Error>(done)
                     })
                 })
                 .collect();
-            handles
-                .into_iter()
-                .map(|handle| {
-                    handle
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
-        });
-        for result in results {
-            let (out, children) = result?;
+            let mut results = Vec::new();
+            for handle in handles {
+                let done = handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+                results.extend(done);
+            }
+            Ok::<_, R::Error>(results)
+        })?;
+        // Joined in subtree order: the same output as on one thread.
+        results.sort_unstable_by_key(|(idx, _, _)| *idx);
+        for (idx, out, child) in results {
             self.out.new_nodes.extend(out.new_nodes);
             self.out.stale_nodes.extend(out.stale_nodes);
             self.out.replaced.extend(out.replaced);
-            for (idx, child) in children {
-                Arc::make_mut(&mut node).set(idx, child);
-            }
+            Arc::make_mut(&mut node).set(idx, child);
         }
         // Swept subtrees that no write reached.
         self.sweep_children(&mut node, &mut Vec::new(), updated)?;
@@ -1339,6 +1363,14 @@ mod tests {
         .subtree(root, &mut Vec::new(), &changes)
         .unwrap();
         assert_eq!(threaded.root, single_root);
+        // The update's nodes come in storage-key order.
+        assert!(
+            threaded
+                .new_nodes
+                .windows(2)
+                .all(|pair| pair[0].key.cmp_encoded(&pair[1].key).is_lt())
+        );
+        sort_new_nodes(&mut single.new_nodes);
         assert_eq!(threaded.new_nodes, single.new_nodes);
         assert_eq!(threaded.stale_nodes, single.stale_nodes);
         assert_eq!(threaded.replaced, single.replaced);
