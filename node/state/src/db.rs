@@ -542,7 +542,9 @@ impl StateDb {
     /// every key keeps its values from `oldest` on and the newest one
     /// below, and `nodes` files wholly below the node floor go. Done every
     /// [`HISTORY_LOW_STEP`] versions (or whenever `now`); never above what
-    /// a retained read needs.
+    /// a retained read needs. Each commit does it for the one before it
+    /// (beside its tree update), and [`StateDb::compact`] and
+    /// [`StateDb::open`] for the latest.
     fn release(&self, meta: &Meta, now: bool) -> Result<(), StateError> {
         if self.config.retention == Retention::Archive {
             return Ok(());
@@ -773,6 +775,11 @@ impl StateDb {
                         batch.put_cf_with_ts(values, key, ts, value);
                     }
                 }
+                // What the last commit released, while the tree is
+                // updated: its manifest writes wait on the disk, not on the
+                // cores. A failure only delays dropping old values and node
+                // files: the next commit, or the next open, does it again.
+                let _ = self.release(&meta, false);
                 batch
             });
             // The writes' hashes in key order (as given), half of them on
@@ -881,9 +888,8 @@ impl StateDb {
             .meta
             .write()
             .unwrap_or_else(|poison| poison.into_inner()) = meta.clone();
-        // A failure here only delays dropping old values and node files:
-        // the next step, or the next open, does it again.
-        let _ = self.release(&meta, false);
+        // What this version released is let go at the next commit (or
+        // compaction, or open): see above.
         Ok(hash)
     }
 
@@ -918,6 +924,8 @@ impl StateDb {
     /// compactions reach it. For tests and maintenance; it reads and
     /// rewrites the whole database.
     pub fn compact(&self) -> Result<(), StateError> {
+        // What the last commit released, first.
+        self.release(&self.meta(), false)?;
         let mut options = rocksdb::CompactOptions::default();
         options.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
         for name in COLUMN_FAMILIES {
