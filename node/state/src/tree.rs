@@ -19,7 +19,6 @@
 //! new version and reports the nodes it replaced as stale, so older
 //! versions stay readable until they are pruned.
 
-use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 
 /// A 32-byte hash.
@@ -922,7 +921,7 @@ where
     ) -> Result<Option<Child>, R::Error> {
         let mut node = self.replace(root_version, &[])?;
         let children = &mut Arc::make_mut(&mut node).children;
-        let shares: Vec<Share<'_>> = by_nibble(updates, 0, |(key, _)| key)
+        let mut shares: Vec<Share<'_>> = by_nibble(updates, 0, |(key, _)| key)
             .map(|(idx, run)| (idx, children[idx as usize].take(), run))
             .collect();
         let updated = shares.iter().fold(0u16, |mask, share| mask | 1 << share.0);
@@ -932,34 +931,24 @@ where
         // at the end.
         let refresh = self.refresh;
         let swept = |idx: u8| refresh.is_some_and(|refresh| refresh.sweeps(&[idx]));
-        let shares: Vec<Mutex<Option<Share<'_>>>> = {
-            let mut shares = shares;
-            shares.sort_by_key(|(idx, _, run)| std::cmp::Reverse((swept(*idx), run.len())));
-            shares
-                .into_iter()
-                .map(|share| Mutex::new(Some(share)))
-                .collect()
-        };
+        shares.sort_by_key(|(idx, _, run)| std::cmp::Reverse((swept(*idx), run.len())));
         let threads = std::thread::available_parallelism()
             .map_or(1, usize::from)
             .clamp(1, 8)
             .min(shares.len());
-        let taken = AtomicUsize::new(0);
-        let (reader, version) = (self.reader, self.version);
-        let (shares, taken) = (&shares, &taken);
+        let left = Mutex::new(shares.into_iter());
+        let (reader, version, left) = (self.reader, self.version, &left);
         let mut results: Vec<(u8, TreeUpdate, Option<Child>)> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..threads)
                 .map(|_| {
                     scope.spawn(move || {
                         let mut done = Vec::new();
-                        while let Some(share) =
-                            shares.get(taken.fetch_add(1, AtomicOrdering::Relaxed))
-                        {
-                            let (idx, slot, updates) = share
-                                .lock()
+                        let next = || {
+                            left.lock()
                                 .unwrap_or_else(|poison| poison.into_inner())
-                                .take()
-                                .expect("each subtree is taken once");
+                                .next()
+                        };
+                        while let Some((idx, slot, updates)) = next() {
                             let mut out = TreeUpdate::default();
                             let mut updater = Updater {
                                 reader,
