@@ -62,8 +62,17 @@ const META_FORMAT: &[u8] = b"format";
 /// (`values`) instead of latest values beside a history, and leaves in
 /// nodes no longer carry the version of their value; format 5 keeps nodes
 /// young ([`NODE_AGE_MAX`]) and prunes them by age, without the lists of
-/// superseded nodes (`stale`) that format 4 deleted one by one.
-pub const STATE_FORMAT: u32 = 5;
+/// superseded nodes (`stale`) that format 4 deleted one by one; format 6
+/// stores a leaf that keeps its key, with a new value, by its value hash
+/// alone in a delta ([`StoredNode::Delta`]'s `kept` slots), and lets a
+/// node's chain of entries grow to 20 ([`CHAIN_ENTRIES_MAX`]; 12 before).
+///
+/// A format 5 database holds nothing format 6 reads differently: it opens,
+/// and is marked format 6 (which older builds then refuse).
+pub const STATE_FORMAT: u32 = 6;
+
+/// The older format this build opens, marking it [`STATE_FORMAT`].
+const STATE_FORMAT_UPGRADED: u32 = 5;
 
 /// Column families that only older layouts have: `flat` and `history`
 /// (formats 1 to 3, latest values apart from their history) and `stale`
@@ -493,7 +502,11 @@ impl StateDb {
             }
             Some(bytes) => {
                 let found = decode_format(&bytes)?;
-                if found != STATE_FORMAT {
+                if found == STATE_FORMAT_UPGRADED {
+                    let mut options = WriteOptions::default();
+                    options.set_sync(true);
+                    db.put_cf_opt(meta_cf, META_FORMAT, STATE_FORMAT.to_be_bytes(), &options)?;
+                } else if found != STATE_FORMAT {
                     return Err(StateError::Format {
                         found,
                         expected: STATE_FORMAT,

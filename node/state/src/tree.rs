@@ -168,6 +168,10 @@ pub struct Node {
     /// delta of its next version holds, and the hashes above them are what
     /// [`Node::rehash`] recomputes.
     dirty: u16,
+    /// Those of the `dirty` slots that hold a leaf of the same key as when
+    /// the node was loaded or stored, only its value changed: a delta
+    /// stores just their value hashes.
+    kept: u16,
     /// The node's fifteen binary hashes above its slots, as a heap (0 the
     /// node's hash, 1 and 2 below it, ..., 7 to 14 the pairs of slots),
     /// when `inner_valid`: kept by [`Node::rehash`] so that an update of a
@@ -178,7 +182,7 @@ pub struct Node {
 
 /// Most stored entries a node is assembled from: one whole encoding and
 /// the deltas written over it since.
-pub const CHAIN_ENTRIES_MAX: usize = 12;
+pub const CHAIN_ENTRIES_MAX: usize = 20;
 
 /// How a node is stored: the versions of the entries at its path that make
 /// it up — one whole encoding ([`StoredNode::Whole`]), then the deltas over
@@ -186,13 +190,14 @@ pub const CHAIN_ENTRIES_MAX: usize = 12;
 /// and the bytes of those deltas.
 ///
 /// A node whose update changed few slots is stored as a delta (the changed
-/// slots and the version of the entry below it) while the chain stays
-/// within [`CHAIN_ENTRIES_MAX`] entries and its deltas within twice the
-/// node's whole encoding; otherwise whole, which ends the chain: every
-/// entry of the old chain is then stale. So a block that changes one slot
-/// of a node with fifteen children writes some 80 bytes, not 500, and a read
-/// from disk is at most [`CHAIN_ENTRIES_MAX`] gets and about three times the
-/// node's bytes.
+/// slots, a leaf that keeps its key by its new value hash alone, and the
+/// version of the entry below it) while the delta is at most half the
+/// whole encoding, the chain stays within [`CHAIN_ENTRIES_MAX`] entries and
+/// its deltas within three times the node's whole encoding; otherwise
+/// whole, which ends the chain: every entry of the old chain is then stale.
+/// So a block that changes one leaf's value in a node with fifteen children
+/// writes some 45 bytes, not 500, and a read from disk is at most
+/// [`CHAIN_ENTRIES_MAX`] gets and about four times the node's bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Chain {
     versions: [u64; CHAIN_ENTRIES_MAX],
@@ -253,8 +258,13 @@ pub enum StoredNode {
         base: u64,
         /// The changed slots (a bit per nibble, lowest first).
         changed: u16,
-        /// Their new contents (slots outside `changed` are empty).
+        /// Those of them whose leaf keeps its key, with a new value.
+        kept: u16,
+        /// The new contents of the changed slots outside `kept` (the
+        /// others are empty).
         slots: Node,
+        /// The new value hashes of the `kept` leaves, in slot order.
+        values: Vec<Hash>,
     },
 }
 
@@ -281,9 +291,11 @@ where
             Some(StoredNode::Delta {
                 base,
                 changed,
+                kept,
                 slots,
+                values,
             }) if deltas.len() + 1 < CHAIN_ENTRIES_MAX => {
-                deltas.push((at.version, bytes.len(), changed, slots));
+                deltas.push((at.version, bytes.len(), changed, kept, slots, values));
                 at.version = base;
             }
             Some(StoredNode::Delta { .. }) => {
@@ -295,8 +307,14 @@ where
         }
     };
     let mut chain = Chain::whole(at.version);
-    for (version, len, changed, slots) in deltas.into_iter().rev() {
-        node.apply_delta(changed, slots);
+    for (version, len, changed, kept, slots, values) in deltas.into_iter().rev() {
+        node.apply_delta(changed, kept, slots, &values)
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "tree node {:?}: a kept leaf over an empty or node slot",
+                    NodeKey { version, ..*key }
+                ))
+            })?;
         chain = chain
             .then(version, len)
             .expect("within the bound, versions increasing");
@@ -307,32 +325,53 @@ where
 
 const STORED_WHOLE: u8 = 0;
 const STORED_DELTA: u8 = 1;
+const STORED_DELTA_KEPT: u8 = 2;
 
 impl StoredNode {
     /// Decodes an entry of a node written at `version`: a tag byte, then
-    /// for a whole node [`Node::encode`]; for a delta, how many versions
-    /// below `version` its base is (LEB128, at least 1), the changed-slot
-    /// bitmap (big-endian) and [`Node::encode`] of the changed slots alone.
-    /// `None` unless it is exactly what [`Node::encode_stored`] writes.
+    /// for a whole node (tag 0) [`Node::encode`]; for a delta (tag 1), how
+    /// many versions below `version` its base is (LEB128, at least 1), the
+    /// changed-slot bitmap (big-endian) and [`Node::encode`] of the changed
+    /// slots alone; for a delta with kept leaves (tag 2), the same with the
+    /// kept-slot bitmap after the changed one, [`Node::encode`] of the other
+    /// changed slots, and the kept leaves' value hashes. `None` unless it
+    /// is exactly what [`Node::encode_stored`] writes.
     pub fn decode(bytes: &[u8], version: u64) -> Option<StoredNode> {
         let (tag, mut rest) = bytes.split_first()?;
         match *tag {
             STORED_WHOLE => Node::decode(rest, version).map(StoredNode::Whole),
-            STORED_DELTA => {
+            STORED_DELTA | STORED_DELTA_KEPT => {
                 let age = take_varint(&mut rest)?;
                 let base = version.checked_sub(age).filter(|_| age > 0)?;
-                let (changed, rest) = rest.split_first_chunk::<2>()?;
+                let (changed, mut rest) = rest.split_first_chunk::<2>()?;
                 let changed = u16::from_be_bytes(*changed);
+                let mut kept = 0;
+                if *tag == STORED_DELTA_KEPT {
+                    let (bitmap, tail) = rest.split_first_chunk::<2>()?;
+                    kept = u16::from_be_bytes(*bitmap);
+                    rest = tail;
+                    if kept == 0 || kept & !changed != 0 {
+                        return None;
+                    }
+                }
+                let values_len = 32 * kept.count_ones() as usize;
+                let (rest, values) = rest.split_at(rest.len().checked_sub(values_len)?);
                 let slots = Node::decode(rest, version)?;
                 let outside = slots
                     .children
                     .iter()
                     .enumerate()
-                    .any(|(idx, child)| child.is_some() && changed & (1 << idx) == 0);
+                    .any(|(idx, child)| child.is_some() && (changed & !kept) & (1 << idx) == 0);
+                let values = values
+                    .chunks_exact(32)
+                    .map(|hash| hash.try_into().expect("32 bytes"))
+                    .collect();
                 (changed != 0 && !outside).then_some(StoredNode::Delta {
                     base,
                     changed,
+                    kept,
                     slots,
+                    values,
                 })
             }
             _ => None,
@@ -417,26 +456,59 @@ impl Node {
         siblings
     }
 
-    /// Applies a delta: the `changed` slots take their contents from
-    /// `slots`.
-    pub fn apply_delta(&mut self, changed: u16, slots: Node) {
+    /// Applies a delta (see [`StoredNode::Delta`]): the `changed` slots
+    /// outside `kept` take their contents from `slots`, and the leaves in
+    /// the `kept` slots take the `values` in turn. `None` if a `kept` slot
+    /// holds no leaf here, or `values` are too few.
+    pub fn apply_delta(
+        &mut self,
+        changed: u16,
+        kept: u16,
+        slots: Node,
+        values: &[Hash],
+    ) -> Option<()> {
+        let mut values = values.iter();
         for (idx, slot) in slots.children.into_iter().enumerate() {
-            if changed & (1 << idx) != 0 {
+            if kept & (1 << idx) != 0 {
+                let Some(Child::Leaf { key_hash, .. }) = self.children[idx] else {
+                    return None;
+                };
+                self.children[idx] = Some(Child::leaf(key_hash, *values.next()?));
+            } else if changed & (1 << idx) != 0 {
                 self.children[idx] = slot;
             }
         }
+        Some(())
     }
 
-    /// Marks slot `idx` as changed by an update and sets it.
+    /// Marks slot `idx` as changed by an update and sets it; it stays
+    /// `kept` while it holds a leaf of the key it held when the node was
+    /// loaded or stored.
     fn set(&mut self, idx: u8, child: Option<Child>) {
+        let bit = 1 << idx;
+        let same_key = matches!(
+            (&self.children[idx as usize], &child),
+            (Some(Child::Leaf { key_hash: old, .. }), Some(Child::Leaf { key_hash: new, .. }))
+                if old == new
+        );
+        if same_key && (self.dirty & bit == 0 || self.kept & bit != 0) {
+            self.kept |= bit;
+        } else {
+            self.kept &= !bit;
+        }
         self.children[idx as usize] = child;
-        self.dirty |= 1 << idx;
+        self.dirty |= bit;
     }
 
-    /// The stored entry of the node at `version`: whole, or (`base` given)
-    /// a delta of the `changed` slots over the entry at `base`; see
+    /// The stored entry of the node at `version`: whole, or (`delta`
+    /// given as `(base, changed, kept)`) a delta of the `changed` slots
+    /// over the entry at `base`, of which the `kept` ones (leaves of the
+    /// same keys as at `base`) store their value hashes alone; see
     /// [`StoredNode::decode`].
-    pub fn encode_stored(&self, version: u64, delta: Option<(u64, u16)>) -> Vec<u8> {
+    ///
+    /// # Panics
+    /// If a `kept` slot is outside `changed` or holds no leaf.
+    pub fn encode_stored(&self, version: u64, delta: Option<(u64, u16, u16)>) -> Vec<u8> {
         let len = self.stored_len(version, delta);
         let mut bytes = Vec::with_capacity(len);
         match delta {
@@ -444,11 +516,28 @@ impl Node {
                 bytes.push(STORED_WHOLE);
                 self.encode_into(version, &mut bytes);
             }
-            Some((base, changed)) => {
-                bytes.push(STORED_DELTA);
+            Some((base, changed, kept)) => {
+                assert_eq!(kept & !changed, 0, "kept slots are changed slots");
+                bytes.push(if kept == 0 {
+                    STORED_DELTA
+                } else {
+                    STORED_DELTA_KEPT
+                });
                 put_varint(&mut bytes, version - base);
                 bytes.extend_from_slice(&changed.to_be_bytes());
-                self.encode_slots_into(version, changed, &mut bytes);
+                if kept != 0 {
+                    bytes.extend_from_slice(&kept.to_be_bytes());
+                }
+                self.encode_slots_into(version, changed & !kept, &mut bytes);
+                for (idx, child) in self.children.iter().enumerate() {
+                    if kept & (1 << idx) == 0 {
+                        continue;
+                    }
+                    let Some(Child::Leaf { value_hash, .. }) = child else {
+                        panic!("kept slot {idx} holds no leaf");
+                    };
+                    bytes.extend_from_slice(value_hash);
+                }
             }
         }
         debug_assert_eq!(bytes.len(), len);
@@ -456,11 +545,19 @@ impl Node {
     }
 
     /// Bytes of [`Node::encode_stored`] with the same arguments.
-    fn stored_len(&self, version: u64, delta: Option<(u64, u16)>) -> usize {
+    fn stored_len(&self, version: u64, delta: Option<(u64, u16, u16)>) -> usize {
         match delta {
             None => 1 + self.encoded_len(version, u16::MAX),
-            Some((base, changed)) => {
-                1 + varint_len(version - base) + 2 + self.encoded_len(version, changed)
+            Some((base, changed, kept)) => {
+                let kept_len = if kept == 0 {
+                    0
+                } else {
+                    2 + 32 * kept.count_ones() as usize
+                };
+                1 + varint_len(version - base)
+                    + 2
+                    + kept_len
+                    + self.encoded_len(version, changed & !kept)
             }
         }
     }
@@ -873,10 +970,33 @@ where
 }
 
 /// Sorts nodes by storage key. A stable sort: it finds the runs already in
-/// order (one per subtree of the root, see `Updater::root_in_parallel`)
-/// and merges them, rather than sorting everything again.
+/// order and merges them, so on what `Updater::root_in_parallel` hands it
+/// (in order, unless its sweep of the root's children added nodes) it is
+/// one pass.
 fn sort_new_nodes(nodes: &mut [NewNode]) {
     nodes.sort_by(|a, b| a.key.cmp_encoded(&b.key));
+}
+
+/// Appends the nodes of `runs` to `out` in storage-key order, where each
+/// run holds the nodes of one subtree of the root in that order, the runs
+/// in the order of their subtrees, and every node has the same version.
+/// Nodes of one version go by path length, then path, and among paths of
+/// one length the subtrees' come in subtree order: so the runs interleave
+/// by length, with no comparison of paths.
+fn merge_by_length(out: &mut Vec<NewNode>, runs: Vec<Vec<NewNode>>) {
+    out.reserve(runs.iter().map(Vec::len).sum());
+    let mut runs: Vec<_> = runs
+        .into_iter()
+        .map(|run| run.into_iter().peekable())
+        .collect();
+    for len in 0..=DEPTH_NIBBLES_MAX as u8 {
+        for run in &mut runs {
+            while let Some(new) = run.next_if(|new| new.key.len == len) {
+                out.push(new);
+            }
+        }
+    }
+    debug_assert!(runs.iter_mut().all(|run| run.peek().is_none()));
 }
 
 /// `items` (sorted by key hash) in runs that share the nibble at `depth`,
@@ -920,9 +1040,9 @@ where
         updates: &[(Hash, Option<Hash>)],
     ) -> Result<Option<Child>, R::Error> {
         let mut node = self.replace(root_version, &[])?;
-        let children = &mut Arc::make_mut(&mut node).children;
+        // The slots stay as they are until set, which compares keys.
         let mut shares: Vec<Share<'_>> = by_nibble(updates, 0, |(key, _)| key)
-            .map(|(idx, run)| (idx, children[idx as usize].take(), run))
+            .map(|(idx, run)| (idx, node.children[idx as usize].clone(), run))
             .collect();
         let updated = shares.iter().fold(0u16, |mask, share| mask | 1 << share.0);
         // The threads take subtrees one at a time as they finish the last,
@@ -977,15 +1097,29 @@ where
         })?;
         // Joined in subtree order: the same output as on one thread.
         results.sort_unstable_by_key(|(idx, _, _)| *idx);
+        let mut runs = Vec::with_capacity(results.len());
         for (idx, out, child) in results {
-            self.out.new_nodes.extend(out.new_nodes);
+            runs.push(out.new_nodes);
             self.out.stale_nodes.extend(out.stale_nodes);
             self.out.replaced.extend(out.replaced);
             Arc::make_mut(&mut node).set(idx, child);
         }
+        merge_by_length(&mut self.out.new_nodes, runs);
         // Swept subtrees that no write reached.
         self.sweep_children(&mut node, &mut Vec::new(), updated)?;
-        Ok(self.finish(&[], node))
+        let root = self.finish(&[], node);
+        // The root's entry (the shortest path) goes first, so that the
+        // sort at the end finds the nodes in order (unless the sweep above
+        // added some).
+        if self
+            .out
+            .new_nodes
+            .last()
+            .is_some_and(|new| new.key.len == 0)
+        {
+            self.out.new_nodes.rotate_right(1);
+        }
+        Ok(root)
     }
 
     /// The stored node at `path` written at `version`, to be changed (in
@@ -1051,7 +1185,8 @@ where
                 let mut updated = 0u16;
                 for (idx, run) in by_nibble(updates, depth, |(key, _)| key) {
                     path.push(idx);
-                    let slot = Arc::make_mut(&mut node).children[idx as usize].take();
+                    // Left in place until set, which compares keys.
+                    let slot = node.children[idx as usize].clone();
                     let child = self.subtree(slot, path, run)?;
                     Arc::make_mut(&mut node).set(idx, child);
                     path.pop();
@@ -1191,23 +1326,24 @@ where
         let stored = Arc::make_mut(&mut node);
         let hash = stored.rehash();
         let changed = std::mem::take(&mut stored.dirty);
+        let kept = std::mem::take(&mut stored.kept) & changed;
         let whole_len = stored.stored_len(version, None);
         let young = !self
             .refresh
             .is_some_and(|refresh| refresh.ends(&stored.chain));
         let delta = stored.chain.versions().last().and_then(|&base| {
-            let len = stored.stored_len(version, Some((base, changed)));
+            let len = stored.stored_len(version, Some((base, changed, kept)));
             let fits = young
                 && changed != 0
                 && 2 * len <= whole_len
-                && stored.chain.delta_bytes() + len <= 2 * whole_len;
+                && stored.chain.delta_bytes() + len <= 3 * whole_len;
             let chain = stored.chain.then(version, len).filter(|_| fits)?;
             Some((base, chain))
         });
         let bytes = match delta {
             Some((base, chain)) => {
                 stored.chain = chain;
-                stored.encode_stored(version, Some((base, changed)))
+                stored.encode_stored(version, Some((base, changed, kept)))
             }
             None => {
                 let old = std::mem::replace(&mut stored.chain, Chain::whole(version));
@@ -1349,7 +1485,7 @@ mod tests {
             refresh: None,
             out: &mut single,
         }
-        .subtree(root, &mut Vec::new(), &changes)
+        .subtree(root.clone(), &mut Vec::new(), &changes)
         .unwrap();
         assert_eq!(threaded.root, single_root);
         // The update's nodes come in storage-key order.
@@ -1373,6 +1509,48 @@ mod tests {
             .chain((10_000..10_400).map(kv))
             .collect();
         assert_eq!(threaded.root_hash(), root_of(&expected));
+
+        // Writes under every first nibble but 3, whose subtree is swept:
+        // the root's own sweep adds nodes after the threads' runs, and the
+        // nodes still come in order, the same as on one thread.
+        let elsewhere: Vec<_> = changes
+            .iter()
+            .filter(|(key, _)| nibble(key, 0) != 3)
+            .copied()
+            .collect();
+        assert!(elsewhere.len() >= PARALLEL_UPDATES_MIN);
+        let refresh = Refresh {
+            base_at_most: 1,
+            swept: [0xffff << 48, 0, 0, 0],
+        };
+        let threaded =
+            update_refreshing(&memory, root.clone(), 2, &elsewhere, Some(refresh)).unwrap();
+        let mut single = TreeUpdate::default();
+        let single_root = Updater {
+            reader: &memory,
+            version: 2,
+            refresh: Some(refresh),
+            out: &mut single,
+        }
+        .subtree(root, &mut Vec::new(), &elsewhere)
+        .unwrap();
+        assert_eq!(threaded.root, single_root);
+        assert!(
+            threaded
+                .new_nodes
+                .iter()
+                .any(|new| new.key.first_nibble() == Some(3)),
+            "the swept subtree was rewritten"
+        );
+        assert!(
+            threaded
+                .new_nodes
+                .windows(2)
+                .all(|pair| pair[0].key.cmp_encoded(&pair[1].key).is_lt())
+        );
+        sort_new_nodes(&mut single.new_nodes);
+        assert_eq!(threaded.new_nodes, single.new_nodes);
+        assert_eq!(threaded.stale_nodes, single.stale_nodes);
     }
 
     /// Rebuilds the node at `key` from stored entries alone.
@@ -1389,7 +1567,7 @@ mod tests {
     fn stored_entries_rebuild_every_live_node_after_stale_ones_are_dropped() {
         let mut memory = Memory::default();
         let mut entries: HashMap<NodeKey, Vec<u8>> = HashMap::new();
-        let (mut wholes, mut deltas) = (0, 0);
+        let (mut wholes, mut deltas, mut kept) = (0, 0, 0);
         let mut root = None;
         for version in 1..=400u64 {
             // Small blocks over 300 keys (some removals), then a large one
@@ -1411,7 +1589,8 @@ mod tests {
             for new in result.new_nodes {
                 match StoredNode::decode(&new.bytes, new.key.version).expect("decodes") {
                     StoredNode::Whole(_) => wholes += 1,
-                    StoredNode::Delta { .. } => deltas += 1,
+                    StoredNode::Delta { kept: 0, .. } => deltas += 1,
+                    StoredNode::Delta { .. } => kept += 1,
                 }
                 entries.insert(new.key, new.bytes);
                 memory.0.insert(new.key, new.node);
@@ -1438,7 +1617,10 @@ mod tests {
                 }
             }
         }
-        assert!(deltas > wholes, "{deltas} deltas, {wholes} whole entries");
+        assert!(
+            deltas + kept > wholes && kept > 0 && deltas > 0,
+            "{deltas} deltas, {kept} with kept leaves, {wholes} whole entries"
+        );
         // The kept entries are the live chains: no more than the chain bound
         // per live node.
         assert!(entries.len() <= CHAIN_ENTRIES_MAX * memory.0.len());
@@ -1457,7 +1639,7 @@ mod tests {
             StoredNode::decode(&whole, 10),
             Some(StoredNode::Whole(node.clone()))
         );
-        let delta = node.encode_stored(10, Some((8, 1 << 3 | 1 << 4)));
+        let delta = node.encode_stored(10, Some((8, 1 << 3 | 1 << 4, 0)));
         let mut slots = Node::default();
         slots.children[3] = node.children[3].clone();
         assert_eq!(
@@ -1465,23 +1647,61 @@ mod tests {
             Some(StoredNode::Delta {
                 base: 8,
                 changed: 1 << 3 | 1 << 4,
-                slots
+                kept: 0,
+                slots,
+                values: Vec::new(),
             })
         );
+        // A kept leaf: its value hash alone, 32 bytes less.
+        let kept = node.encode_stored(10, Some((8, 1 << 3 | 1 << 9, 1 << 3)));
+        let mut slots = Node::default();
+        slots.children[9] = node.children[9].clone();
+        assert_eq!(kept.len(), 1 + 1 + 2 + 2 + 4 + 33 + 32);
+        assert_eq!(
+            StoredNode::decode(&kept, 10),
+            Some(StoredNode::Delta {
+                base: 8,
+                changed: 1 << 3 | 1 << 9,
+                kept: 1 << 3,
+                slots: slots.clone(),
+                values: vec![[2; 32]],
+            })
+        );
+        // It applies over a leaf of the key, and over nothing else.
+        let mut below = Node::default();
+        below.children[3] = Some(Child::leaf([1; 32], [5; 32]));
+        assert_eq!(
+            below.apply_delta(1 << 3 | 1 << 9, 1 << 3, slots.clone(), &[[2; 32]]),
+            Some(())
+        );
+        assert_eq!(below.children, node.children);
+        let mut empty = Node::default();
+        assert_eq!(
+            empty.apply_delta(1 << 3 | 1 << 9, 1 << 3, slots, &[[2; 32]]),
+            None
+        );
+        // Kept slots outside the changed ones, or none at all under the
+        // kept tag.
+        let mut kept_outside = kept.clone();
+        kept_outside[4..6].copy_from_slice(&(1u16 << 4).to_be_bytes());
+        assert_eq!(StoredNode::decode(&kept_outside, 10), None);
+        let mut kept_none = kept.clone();
+        kept_none[4..6].copy_from_slice(&0u16.to_be_bytes());
+        assert_eq!(StoredNode::decode(&kept_none, 10), None);
         // A base at or above the node's own version, no changed slot, a
         // child outside the changed slots, an unknown tag, trailing bytes.
         let mut same = delta.clone();
         same[1] = 0;
         assert_eq!(StoredNode::decode(&same, 10), None);
         assert_eq!(
-            StoredNode::decode(&node.encode_stored(10, Some((8, 0))), 10),
+            StoredNode::decode(&node.encode_stored(10, Some((8, 0, 0))), 10),
             None
         );
         let mut outside = delta.clone();
         outside[3] = 1 << 4;
         assert_eq!(StoredNode::decode(&outside, 10), None);
         let mut tag = whole.clone();
-        tag[0] = 2;
+        tag[0] = 3;
         assert_eq!(StoredNode::decode(&tag, 10), None);
         let mut long = delta;
         long.push(0);

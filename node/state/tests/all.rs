@@ -645,6 +645,27 @@ fn a_database_in_another_format_is_refused_and_left_alone() {
     );
     drop(state);
 
+    // A database in format 5, whose entries format 6 reads as they are,
+    // opens with its data and is marked format 6.
+    set_format(5);
+    let state = StateDb::open(config(&dir, Retention::Window(10))).unwrap();
+    assert_eq!((state.latest_version(), state.root()), (Some(1), root));
+    drop(state);
+    let cfs = [
+        ("values", values_options()),
+        ("nodes", plain()),
+        ("roots", plain()),
+        ("meta", plain()),
+    ];
+    let db = rocksdb::DB::open_cf_with_opts(&plain(), &path, cfs).unwrap();
+    let marker = db.get_cf(db.cf_handle("meta").unwrap(), b"format").unwrap();
+    assert_eq!(
+        marker,
+        Some(stele_state::STATE_FORMAT.to_be_bytes().to_vec())
+    );
+    assert_eq!(stele_state::STATE_FORMAT, 6);
+    drop(db);
+
     // A database in the layout of format 4, which listed superseded nodes
     // in `stale`: refused, and left as it was.
     let four_dir = tempfile::tempdir().unwrap();
