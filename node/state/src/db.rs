@@ -431,6 +431,9 @@ impl StateDb {
             // 8 MiB, or 32 MiB for nodes, made blocks slower and noisier.)
             let memtable_mib = if name == CF_NODES { 64 } else { 16 };
             options.set_write_buffer_size(memtable_mib * 1024 * 1024);
+            // Room for full memtables to wait for their flush (which runs at
+            // the lowest priority, below) without stalling writes.
+            options.set_max_write_buffer_number(4);
             if name == CF_VALUES {
                 options.set_comparator_with_ts(
                     VALUES_COMPARATOR,
@@ -469,15 +472,17 @@ impl StateDb {
         // through the block cache: copying them through the page cache
         // costs a core a good part of its time under a steady commit load.
         options.set_use_direct_io_for_flush_and_compaction(true);
-        // Compactions run at the lowest CPU priority (nice 19), so that on
-        // a small machine they take the cores a commit leaves idle rather
-        // than slowing the commit down; flushes keep normal priority, so
-        // memtables never wait on them. If compactions fall behind, level 0
-        // fills and RocksDB slows writes until they catch up. (The pool
-        // belongs to the process's default RocksDB environment, shared by
-        // every database it opens.)
+        // Compactions and flushes run at the lowest CPU priority (nice 19),
+        // so that on a small machine they take the cores a commit leaves
+        // idle (while it waits on its WAL sync) rather than slowing the
+        // commit's threads down; up to four memtables of a column family
+        // wait for their flush before writes stall. If compactions fall
+        // behind, level 0 fills and RocksDB slows writes until they catch
+        // up. (The pools belong to the process's default RocksDB
+        // environment, shared by every database it opens.)
         let mut env = rocksdb::Env::new()?;
         env.lower_thread_pool_cpu_priority();
+        env.lower_high_priority_thread_pool_cpu_priority();
         options.set_env(&env);
         refuse_older_layout(&config.path)?;
         let descriptors: Vec<_> = COLUMN_FAMILIES
