@@ -1476,29 +1476,7 @@ mod tests {
             .chain((10_000..10_400).map(|n| (kv(n).0, Some(kv(n).1))))
             .collect();
         changes.sort();
-        assert!(changes.len() >= PARALLEL_UPDATES_MIN);
-        let threaded = update(&memory, root.clone(), 2, &changes).unwrap();
-        let mut single = TreeUpdate::default();
-        let single_root = Updater {
-            reader: &memory,
-            version: 2,
-            refresh: None,
-            out: &mut single,
-        }
-        .subtree(root.clone(), &mut Vec::new(), &changes)
-        .unwrap();
-        assert_eq!(threaded.root, single_root);
-        // The update's nodes come in storage-key order.
-        assert!(
-            threaded
-                .new_nodes
-                .windows(2)
-                .all(|pair| pair[0].key.cmp_encoded(&pair[1].key).is_lt())
-        );
-        sort_new_nodes(&mut single.new_nodes);
-        assert_eq!(threaded.new_nodes, single.new_nodes);
-        assert_eq!(threaded.stale_nodes, single.stale_nodes);
-        assert_eq!(threaded.replaced, single.replaced);
+        let threaded = threaded_equals_single(&memory, root.clone(), &changes, None);
         assert_eq!(threaded.replaced.len(), 1300);
         // In key-hash order, each key once (the store binary-searches it).
         assert!(threaded.replaced.windows(2).all(|pair| pair[0] < pair[1]));
@@ -1518,23 +1496,11 @@ mod tests {
             .filter(|(key, _)| nibble(key, 0) != 3)
             .copied()
             .collect();
-        assert!(elsewhere.len() >= PARALLEL_UPDATES_MIN);
         let refresh = Refresh {
             base_at_most: 1,
             swept: [0xffff << 48, 0, 0, 0],
         };
-        let threaded =
-            update_refreshing(&memory, root.clone(), 2, &elsewhere, Some(refresh)).unwrap();
-        let mut single = TreeUpdate::default();
-        let single_root = Updater {
-            reader: &memory,
-            version: 2,
-            refresh: Some(refresh),
-            out: &mut single,
-        }
-        .subtree(root, &mut Vec::new(), &elsewhere)
-        .unwrap();
-        assert_eq!(threaded.root, single_root);
+        let threaded = threaded_equals_single(&memory, root, &elsewhere, Some(refresh));
         assert!(
             threaded
                 .new_nodes
@@ -1542,6 +1508,30 @@ mod tests {
                 .any(|new| new.key.first_nibble() == Some(3)),
             "the swept subtree was rewritten"
         );
+    }
+
+    /// Updates `root` at version 2 on threads and on one thread, checks
+    /// that both give the same result and that the threaded one has its
+    /// new nodes in storage-key order; returns the threaded one.
+    fn threaded_equals_single(
+        memory: &Memory,
+        root: Option<Child>,
+        updates: &[(Hash, Option<Hash>)],
+        refresh: Option<Refresh>,
+    ) -> TreeUpdate {
+        assert!(updates.len() >= PARALLEL_UPDATES_MIN);
+        let threaded = update_refreshing(memory, root.clone(), 2, updates, refresh).unwrap();
+        let mut single = TreeUpdate::default();
+        let single_root = Updater {
+            reader: memory,
+            version: 2,
+            refresh,
+            out: &mut single,
+        }
+        .subtree(root, &mut Vec::new(), updates)
+        .unwrap();
+        assert_eq!(threaded.root, single_root);
+        // The update's nodes come in storage-key order.
         assert!(
             threaded
                 .new_nodes
@@ -1551,6 +1541,8 @@ mod tests {
         sort_new_nodes(&mut single.new_nodes);
         assert_eq!(threaded.new_nodes, single.new_nodes);
         assert_eq!(threaded.stale_nodes, single.stale_nodes);
+        assert_eq!(threaded.replaced, single.replaced);
+        threaded
     }
 
     /// Rebuilds the node at `key` from stored entries alone.

@@ -620,14 +620,17 @@ fn a_database_in_another_format_is_refused_and_left_alone() {
         values
     };
     let plain = rocksdb::Options::default;
-    let set_format = |format: u32| {
+    let open_raw = || {
         let cfs = [
             ("values", values_options()),
             ("nodes", plain()),
             ("roots", plain()),
             ("meta", plain()),
         ];
-        let db = rocksdb::DB::open_cf_with_opts(&plain(), &path, cfs).unwrap();
+        rocksdb::DB::open_cf_with_opts(&plain(), &path, cfs).unwrap()
+    };
+    let set_format = |format: u32| {
+        let db = open_raw();
         let meta = db.cf_handle("meta").unwrap();
         db.put_cf(meta, b"format", format.to_be_bytes()).unwrap();
     };
@@ -651,13 +654,7 @@ fn a_database_in_another_format_is_refused_and_left_alone() {
     let state = StateDb::open(config(&dir, Retention::Window(10))).unwrap();
     assert_eq!((state.latest_version(), state.root()), (Some(1), root));
     drop(state);
-    let cfs = [
-        ("values", values_options()),
-        ("nodes", plain()),
-        ("roots", plain()),
-        ("meta", plain()),
-    ];
-    let db = rocksdb::DB::open_cf_with_opts(&plain(), &path, cfs).unwrap();
+    let db = open_raw();
     let marker = db.get_cf(db.cf_handle("meta").unwrap(), b"format").unwrap();
     assert_eq!(
         marker,
