@@ -29,15 +29,16 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options,
-    ReadOptions, WriteBatch, WriteOptions,
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, Direction, FlushOptions, IteratorMode,
+    Options, ReadOptions, ReadTier, WriteBatch, WriteOptions,
 };
 
 use crate::cache::ValueCache;
+use crate::commit_log::CommitLog;
 use crate::node_cache::NodeCache;
 use crate::proof::{Proof, prove};
 use crate::tree::{
@@ -194,9 +195,13 @@ pub struct StateConfig {
     /// Latest values kept in memory in front of `values` (recently
     /// read or written; 0 turns it off). Default: 64 MiB.
     pub value_cache_bytes: usize,
-    /// Whether a commit waits for the write-ahead log to reach the disk.
+    /// Whether a commit waits for its commit log record to reach the disk.
     /// Default: true (a returned commit survives a power loss).
     pub sync_commits: bool,
+    /// Bytes after which a commit log segment is closed; a closed segment
+    /// is removed once RocksDB has flushed every version in it. Default:
+    /// 64 MiB.
+    pub log_segment_bytes: u64,
 }
 
 impl StateConfig {
@@ -209,6 +214,7 @@ impl StateConfig {
             block_cache_bytes: 256 * 1024 * 1024,
             value_cache_bytes: 64 * 1024 * 1024,
             sync_commits: true,
+            log_segment_bytes: crate::commit_log::SEGMENT_BYTES,
         }
     }
 
@@ -217,6 +223,11 @@ impl StateConfig {
         if self.node_cache_entries == 0 {
             return Err(StateError::Config(
                 "node_cache_entries must be at least 1".into(),
+            ));
+        }
+        if self.log_segment_bytes == 0 {
+            return Err(StateError::Config(
+                "log_segment_bytes must be at least 1".into(),
             ));
         }
         Ok(())
@@ -259,6 +270,14 @@ pub enum StateError {
     /// A configuration value is out of range.
     #[error("invalid state configuration: {0}")]
     Config(String),
+    /// The commit log failed (see [`StateDb::commit`]).
+    #[error("commit log: {0}")]
+    Log(String),
+    /// An earlier commit failed after its batch reached RocksDB or the
+    /// commit log: it is committed or not as the next open finds it, and
+    /// this store commits nothing more.
+    #[error("an earlier commit failed part-way; reopen the state database")]
+    Poisoned,
     /// The database was written in a format this build does not read.
     #[error(
         "the state database is in format {found}, this build reads format {expected}; \
@@ -358,8 +377,31 @@ pub struct StateDb {
     /// `nodes`' compaction filter drops them.
     node_floor: Arc<AtomicU64>,
     /// Reads of `values` at the latest version (at the largest timestamp:
-    /// a reader sees a commit once RocksDB has it, as it always did).
+    /// a reader sees a commit once RocksDB has it, which is as its commit
+    /// log record is being synced).
     read_latest: ReadOptions,
+    /// Where commits are made durable (see [`crate::commit_log`]).
+    log: Mutex<CommitLog>,
+    /// A commit failed part-way: no more commits (see
+    /// [`StateError::Poisoned`]).
+    poisoned: AtomicBool,
+}
+
+/// The directory of the commit log, inside the database's.
+const LOG_DIR: &str = "commit-log";
+
+/// Closed commit-log segments after which a commit asks RocksDB to flush
+/// its memtables now, rather than when they fill: a bound on the log's
+/// bytes (some 256 MiB at the default segment size) whatever the
+/// memtables' sizes.
+const LOG_SEGMENTS_FLUSH: usize = 4;
+
+/// The version in a `meta` latest entry.
+fn latest_version_of(bytes: &[u8]) -> Result<u64, StateError> {
+    bytes
+        .first_chunk::<8>()
+        .map(|word| u64::from_be_bytes(*word))
+        .ok_or_else(|| StateError::Corrupt("meta entry too short".into()))
 }
 
 /// The format entry's value.
@@ -468,6 +510,10 @@ impl StateDb {
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.increase_parallelism(2);
+        // Commits reach RocksDB without its write-ahead log (the commit
+        // log makes them durable): every column family's memtables flush
+        // together, so that the flushed data ends at one commit.
+        options.set_atomic_flush(true);
         // Flushes and compactions write whole files that are read back
         // through the block cache: copying them through the page cache
         // costs a core a good part of its time under a steady commit load.
@@ -491,7 +537,7 @@ impl StateDb {
             .collect();
         let db = DB::open_cf_descriptors(&options, &config.path, descriptors)?;
         let meta_cf = db.cf_handle(CF_META).expect("created");
-        let latest = db.get_cf(meta_cf, META_LATEST)?;
+        let mut latest = db.get_cf(meta_cf, META_LATEST)?;
         match db.get_cf(meta_cf, META_FORMAT)? {
             // A new database takes this build's format.
             None if latest.is_none() => {
@@ -519,6 +565,26 @@ impl StateDb {
                 }
             }
         }
+        // What RocksDB holds ends at one commit; the commit log has the
+        // ones after it.
+        let flushed = latest.as_deref().map(latest_version_of).transpose()?;
+        let mut no_wal = WriteOptions::default();
+        no_wal.disable_wal(true);
+        let log = CommitLog::open(
+            &config.path.join(LOG_DIR),
+            config.sync_commits,
+            config.log_segment_bytes,
+            flushed,
+            |version, batch| {
+                db.write_opt(WriteBatch::from_data(batch), &no_wal)
+                    .map_err(|error| {
+                        StateError::Corrupt(format!(
+                            "commit log record of version {version} does not apply: {error}"
+                        ))
+                    })
+            },
+        )?;
+        latest = db.get_cf(meta_cf, META_LATEST)?;
         let meta = match latest {
             None => Meta::default(),
             Some(bytes) => {
@@ -549,6 +615,8 @@ impl StateDb {
             released: Mutex::new(0),
             node_floor,
             read_latest: read_at(u64::MAX),
+            log: Mutex::new(log),
+            poisoned: AtomicBool::new(false),
         };
         // A crash may have come between a commit and the release that
         // would have followed it.
@@ -752,6 +820,9 @@ impl StateDb {
             .commit_lock
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
+        if self.poisoned.load(AtomicOrdering::Relaxed) {
+            return Err(StateError::Poisoned);
+        }
         let meta = self.meta();
         if let Some(latest) = meta.latest
             && version <= latest
@@ -868,27 +939,42 @@ impl StateDb {
         latest.extend_from_slice(&root_bytes);
         batch.put_cf(self.cf(CF_META), META_LATEST, latest);
 
+        let mut log = self.log.lock().unwrap_or_else(|poison| poison.into_inner());
+        log.prepare(version, batch.data())?;
+        // The batch goes into the memtables, without RocksDB's write-ahead
+        // log, while the commit log appends and syncs its copy: the commit
+        // is durable, and returns, once both are done.
         let mut options = WriteOptions::default();
-        options.set_sync(self.config.sync_commits);
-        // The new nodes enter the node cache while the batch is written:
-        // only the new root reaches them, and readers see it once `meta`
-        // changes below. A failed write clears the cache, so no node of a
-        // version that was never committed outlives it.
-        let written = std::thread::scope(|scope| {
+        options.disable_wal(true);
+        // The new nodes enter the node cache meanwhile: only the new root
+        // reaches them, and readers see it once `meta` changes below. A
+        // failed write clears the cache, so no node of a version that was
+        // never committed outlives it.
+        let (written, logged) = std::thread::scope(|scope| {
             // Superseded nodes left the cache as the update took them
             // (reads of past versions find them on disk), so that it holds
             // the live tree rather than its history.
             let cached = scope.spawn(|| self.nodes.commit(&stale_nodes, new_nodes));
+            let log: &mut CommitLog = &mut log;
+            let logged = scope.spawn(move || log.append(version));
             let written = self.db.write_opt(batch, &options);
             cached
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            written
+            let logged = logged
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (written, logged)
         });
-        if let Err(error) = written {
+        if let Err(error) = written.map_err(StateError::from).and(logged) {
+            // One of the two may have taken the version: which, the next
+            // open decides.
+            self.poisoned.store(true, AtomicOrdering::Relaxed);
             self.nodes.clear();
-            return Err(error.into());
+            return Err(error);
         }
+        self.remove_flushed_log(&mut log);
+        drop(log);
         self.values.commit(writes);
 
         let hash = root.as_ref().map_or(EMPTY, Child::hash);
@@ -909,6 +995,42 @@ impl StateDb {
         // What this version released is let go at the next commit (or
         // compaction, or open): see above.
         Ok(hash)
+    }
+
+    /// Removes the commit log's segments that RocksDB has flushed, and asks
+    /// for a flush if too many wait for one. A failure only keeps segments
+    /// longer: the next commit tries again.
+    fn remove_flushed_log(&self, log: &mut CommitLog) {
+        if log.closed_segments() == 0 {
+            return;
+        }
+        // The latest version in RocksDB's files, skipping the memtables
+        // (which hold commits written without its write-ahead log).
+        let mut persisted = ReadOptions::default();
+        persisted.set_read_tier(ReadTier::Persisted);
+        let flushed = self
+            .db
+            .get_cf_opt(self.cf(CF_META), META_LATEST, &persisted)
+            .ok()
+            .flatten()
+            .and_then(|bytes| latest_version_of(&bytes).ok());
+        if let Some(flushed) = flushed {
+            let _ = log.remove_flushed(flushed);
+        }
+        if log.closed_segments() >= LOG_SEGMENTS_FLUSH {
+            let mut flush = FlushOptions::default();
+            flush.set_wait(false);
+            let families: Vec<_> = COLUMN_FAMILIES.iter().map(|name| self.cf(name)).collect();
+            let _ = self.db.flush_cfs_opt(&families, &flush);
+        }
+    }
+
+    /// Bytes of the commit log (for tests and metrics).
+    pub fn log_bytes(&self) -> u64 {
+        self.log
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .bytes()
     }
 
     /// Number of entries in each column family (for tests and metrics;

@@ -19,6 +19,8 @@
 #[cfg(feature = "db")]
 mod cache;
 #[cfg(feature = "db")]
+mod commit_log;
+#[cfg(feature = "db")]
 mod db;
 #[cfg(feature = "db")]
 mod node_cache;

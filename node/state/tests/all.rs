@@ -421,6 +421,51 @@ fn reopening_recovers_the_committed_state() {
     assert_eq!(state.root(), model_root(&model(6)));
 }
 
+/// Commits are durable in the commit log until RocksDB flushes them; the
+/// log then lets go of its closed segments, so it stays bounded, and what
+/// it still holds replays at open.
+#[test]
+fn the_commit_log_lets_go_of_what_rocksdb_has_flushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&dir, Retention::Window(10));
+    // Smaller than any block's batch: a segment a commit.
+    config.log_segment_bytes = 4 * 1024;
+    let segments = || {
+        std::fs::read_dir(dir.path().join("state/commit-log"))
+            .unwrap()
+            .count()
+    };
+    let state = StateDb::open(config.clone()).unwrap();
+    for version in 1..=3 {
+        state.commit(version, &block(version)).unwrap();
+    }
+    // Nothing flushed yet (the memtables are far from full).
+    assert_eq!(segments(), 3);
+    let before = state.log_bytes();
+    // `compact` flushes every column family; the next commit finds the
+    // flushed version and removes the closed segments up to it.
+    state.compact().unwrap();
+    state.commit(4, &block(4)).unwrap();
+    assert_eq!(segments(), 1, "only the open segment stays");
+    assert!(state.log_bytes() < before, "{} bytes", state.log_bytes());
+    // Without `compact`, enough closed segments make a commit ask for a
+    // flush, and a later one removes them.
+    let mut version = 4;
+    let mut most = 1;
+    while segments() >= most && version < 500 {
+        version += 1;
+        state.commit(version, &block(version)).unwrap();
+        most = most.max(segments());
+    }
+    assert!(segments() < most, "{most} segments, never fewer, at {version}");
+    drop(state);
+    let state = StateDb::open(config).unwrap();
+    assert_eq!(
+        (state.latest_version(), state.root()),
+        (Some(version), model_root(&model(version)))
+    );
+}
+
 /// Every key's value and proof at every version in `versions`, against
 /// the model.
 fn assert_versions_read_back(

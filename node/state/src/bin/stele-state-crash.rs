@@ -22,6 +22,9 @@ fn main() {
         .unwrap_or(u64::MAX);
     let mut config = StateConfig::new(path);
     config.retention = stele_state::Retention::Window(20);
+    // Small commit log segments, so that kills also land while segments
+    // roll, flushes are asked for and flushed segments go.
+    config.log_segment_bytes = 256 * 1024;
     let state = StateDb::open(config).expect("the store opens");
     let mut stdout = std::io::stdout().lock();
     let mut version = state.latest_version().unwrap_or(0) + 1;
