@@ -329,9 +329,14 @@ mod tests {
     #[test]
     fn records_replay_above_the_flushed_version_and_a_torn_tail_is_cut() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = CommitLog::open(dir.path(), true, SEGMENT_BYTES, None, |_, _| unreachable!()).unwrap();
+        let mut log =
+            CommitLog::open(dir.path(), true, SEGMENT_BYTES, None, |_, _| unreachable!()).unwrap();
         for version in [1, 2, 5] {
-            append(&mut log, version, &vec![version as u8; 100 * version as usize]);
+            append(
+                &mut log,
+                version,
+                &vec![version as u8; 100 * version as usize],
+            );
         }
         // Not above the last.
         log.prepare(5, b"again").unwrap();
@@ -356,7 +361,8 @@ mod tests {
         let file = OpenOptions::new().write(true).open(&segment).unwrap();
         file.set_len(len - 7).unwrap();
         drop(file);
-        let mut log = CommitLog::open(dir.path(), true, SEGMENT_BYTES, None, |_, _| Ok(())).unwrap();
+        let mut log =
+            CommitLog::open(dir.path(), true, SEGMENT_BYTES, None, |_, _| Ok(())).unwrap();
         append(&mut log, 6, b"six");
         drop(log);
         let versions: Vec<u64> = replayed(dir.path(), None)
@@ -382,7 +388,8 @@ mod tests {
     #[test]
     fn segments_roll_and_go_once_flushed_and_bad_records_before_the_end_are_corrupt() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = CommitLog::open(dir.path(), false, 1000, None, |_, _| unreachable!()).unwrap();
+        let mut log =
+            CommitLog::open(dir.path(), false, 1000, None, |_, _| unreachable!()).unwrap();
         let big = vec![7u8; 500];
         for version in 1..=5 {
             append(&mut log, version, &big);
@@ -409,7 +416,9 @@ mod tests {
         std::fs::write(segment_path(dir.path(), 5), &bytes).unwrap();
         let error = replayed(dir.path(), None).unwrap_err();
         assert!(
-            error.to_string().contains("a bad record at byte 0, with later segments"),
+            error
+                .to_string()
+                .contains("a bad record at byte 0, with later segments"),
             "{error}"
         );
         // Nor is a segment whose name is not its first record's version.

@@ -24,7 +24,11 @@
 //! A commit is one write batch across all of them, so a crash at any point
 //! leaves either the previous version or the new one, complete. What it
 //! adds to keep pruning bounded (the nodes it rewrites) rides in the same
-//! batch and is bounded per commit.
+//! batch and is bounded per commit. The batch goes into RocksDB's memtables
+//! without its write-ahead log while the store's own commit log
+//! ([`crate::commit_log`]) syncs a copy: RocksDB flushes all the column
+//! families together, and the open replays the log's records above the
+//! version RocksDB's files end at.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -66,14 +70,18 @@ const META_FORMAT: &[u8] = b"format";
 /// superseded nodes (`stale`) that format 4 deleted one by one; format 6
 /// stores a leaf that keeps its key, with a new value, by its value hash
 /// alone in a delta ([`StoredNode::Delta`]'s `kept` slots), and lets a
-/// node's chain of entries grow to 20 ([`CHAIN_ENTRIES_MAX`]; 12 before).
+/// node's chain of entries grow to 20 ([`CHAIN_ENTRIES_MAX`]; 12 before);
+/// format 7 makes commits durable in its own commit log (`commit-log/`,
+/// see [`crate::commit_log`]) instead of RocksDB's write-ahead log, which
+/// an older build would not replay.
 ///
-/// A format 5 database holds nothing format 6 reads differently: it opens,
-/// and is marked format 6 (which older builds then refuse).
-pub const STATE_FORMAT: u32 = 6;
+/// A format 5 or 6 database holds nothing format 7 reads differently (its
+/// commits are in RocksDB's write-ahead log, which RocksDB replays): it
+/// opens, and is marked format 7 (which older builds then refuse).
+pub const STATE_FORMAT: u32 = 7;
 
-/// The older format this build opens, marking it [`STATE_FORMAT`].
-const STATE_FORMAT_UPGRADED: u32 = 5;
+/// The older formats this build opens, marking them [`STATE_FORMAT`].
+const STATE_FORMATS_UPGRADED: [u32; 2] = [5, 6];
 
 /// Column families that only older layouts have: `flat` and `history`
 /// (formats 1 to 3, latest values apart from their history) and `stale`
@@ -553,7 +561,7 @@ impl StateDb {
             }
             Some(bytes) => {
                 let found = decode_format(&bytes)?;
-                if found == STATE_FORMAT_UPGRADED {
+                if STATE_FORMATS_UPGRADED.contains(&found) {
                     let mut options = WriteOptions::default();
                     options.set_sync(true);
                     db.put_cf_opt(meta_cf, META_FORMAT, STATE_FORMAT.to_be_bytes(), &options)?;
