@@ -72,6 +72,9 @@ pub struct CommitLog {
     /// An append failed part-way: the segment may end in a torn record,
     /// which only an open cuts off.
     failed: bool,
+    /// The closed segments there were when [`CommitLog::wants_flush`] last
+    /// said yes (0 once some went since).
+    flush_asked_at: usize,
 }
 
 impl CommitLog {
@@ -186,6 +189,7 @@ impl CommitLog {
             last,
             buffer: Vec::new(),
             failed: false,
+            flush_asked_at: 0,
         })
     }
 
@@ -279,11 +283,26 @@ impl CommitLog {
             .windows(2)
             .take_while(|pair| pair[1] <= flushed.saturating_add(1))
             .count();
+        if done > 0 {
+            self.flush_asked_at = 0;
+        }
         for first in self.segments.drain(..done) {
             let path = segment_path(&self.dir, first);
             std::fs::remove_file(&path).map_err(|error| io_error("removing", &path, error))?;
         }
         Ok(())
+    }
+
+    /// Whether to ask RocksDB for a flush now: once each time the closed
+    /// segments reach a multiple of `every` (so not at every commit while
+    /// the flush runs).
+    pub fn wants_flush(&mut self, every: usize) -> bool {
+        let closed = self.closed_segments();
+        let due = closed >= every && closed.is_multiple_of(every) && closed != self.flush_asked_at;
+        if due {
+            self.flush_asked_at = closed;
+        }
+        due
     }
 
     /// Bytes in the log's segments.
@@ -397,6 +416,9 @@ mod tests {
         // Two records fill a segment: 1-2, 3-4, 5.
         assert_eq!(log.segments, [1, 3, 5]);
         assert_eq!(log.closed_segments(), 2);
+        assert!(log.wants_flush(2));
+        assert!(!log.wants_flush(2), "asked once");
+        assert!(!log.wants_flush(3));
         log.remove_flushed(3).unwrap();
         assert_eq!(log.segments, [3, 5], "3 is not flushed with 4 in it");
         log.remove_flushed(4).unwrap();

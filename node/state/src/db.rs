@@ -1006,7 +1006,7 @@ impl StateDb {
     }
 
     /// Removes the commit log's segments that RocksDB has flushed, and asks
-    /// for a flush if too many wait for one. A failure only keeps segments
+    /// for a flush when too many wait for one. A failure only keeps segments
     /// longer: the next commit tries again.
     fn remove_flushed_log(&self, log: &mut CommitLog) {
         if log.closed_segments() == 0 {
@@ -1025,7 +1025,7 @@ impl StateDb {
         if let Some(flushed) = flushed {
             let _ = log.remove_flushed(flushed);
         }
-        if log.closed_segments() >= LOG_SEGMENTS_FLUSH {
+        if log.wants_flush(LOG_SEGMENTS_FLUSH) {
             let mut flush = FlushOptions::default();
             flush.set_wait(false);
             let families: Vec<_> = COLUMN_FAMILIES.iter().map(|name| self.cf(name)).collect();
