@@ -2,7 +2,8 @@
 //!
 //! * `state::commit/ours/keys=1M` — blocks of 10,000 writes (70% updates,
 //!   20% inserts, 10% removals; 32-byte keys, 100-byte values) committed
-//!   durably (synced WAL) to `stele-state`, retaining 100 versions; measured
+//!   durably (each commit's record synced in its commit log) to
+//!   `stele-state`, retaining 100 versions; measured
 //!   once pruning runs in full (after unmeasured blocks that keep the state
 //!   at 1M keys), which is when a block costs the most;
 //! * `state::commit/jmt/keys=1M` — the same blocks into the `jmt` crate
