@@ -71,9 +71,9 @@ const META_FORMAT: &[u8] = b"format";
 /// stores a leaf that keeps its key, with a new value, by its value hash
 /// alone in a delta ([`StoredNode::Delta`]'s `kept` slots), and lets a
 /// node's chain of entries grow to 20 ([`CHAIN_ENTRIES_MAX`]; 12 before);
-/// format 7 makes commits durable in its own commit log (`commit-log/`,
-/// see [`crate::commit_log`]) instead of RocksDB's write-ahead log, which
-/// an older build would not replay.
+/// format 7 makes commits durable in its own commit log (`commit-log/` in
+/// the database's directory, see [`StateDb::commit`]) instead of RocksDB's
+/// write-ahead log, which an older build would not replay.
 ///
 /// A format 5 or 6 database holds nothing format 7 reads differently (its
 /// commits are in RocksDB's write-ahead log, which RocksDB replays): it
@@ -822,7 +822,13 @@ impl StateDb {
     /// Commits `writes` as `version`, which must be above the latest; returns
     /// the new root. One atomic write batch: values, tree nodes (with those
     /// rewritten to keep nodes young), root, metadata, and the deletes of
-    /// roots that left the window.
+    /// roots that left the window. RocksDB takes it without its write-ahead
+    /// log while a copy is appended to the commit log (`commit-log/` in the
+    /// database's directory) and synced (unless
+    /// [`StateConfig::sync_commits`] is off); the commit returns once both
+    /// are done, and the next open replays the log's records above what
+    /// RocksDB flushed. If either half fails, the store is poisoned
+    /// ([`StateError::Poisoned`]).
     pub fn commit(&self, version: u64, writes: &WriteSet) -> Result<Hash, StateError> {
         let _serial = self
             .commit_lock
