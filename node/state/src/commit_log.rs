@@ -18,7 +18,7 @@
 //! once RocksDB has flushed every version in it.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::db::StateError;
@@ -170,11 +170,9 @@ impl CommitLog {
         let file = match (open_at, segments.last()) {
             (Some(len), Some(&first)) => {
                 let path = segment_path(dir, first);
-                let mut file = OpenOptions::new()
+                let file = OpenOptions::new()
                     .append(true)
                     .open(&path)
-                    .map_err(|error| io_error("opening", &path, error))?;
-                file.seek(SeekFrom::End(0))
                     .map_err(|error| io_error("opening", &path, error))?;
                 Some((file, len))
             }
@@ -433,7 +431,8 @@ mod tests {
 
         // A bad record in a segment before the last is not a torn tail.
         std::fs::copy(segment_path(dir.path(), 5), segment_path(dir.path(), 8)).unwrap();
-        let mut bytes = std::fs::read(segment_path(dir.path(), 5)).unwrap();
+        let valid = std::fs::read(segment_path(dir.path(), 5)).unwrap();
+        let mut bytes = valid.clone();
         bytes[HEADER_BYTES + 3] ^= 1;
         std::fs::write(segment_path(dir.path(), 5), &bytes).unwrap();
         let error = replayed(dir.path(), None).unwrap_err();
@@ -444,20 +443,11 @@ mod tests {
             "{error}"
         );
         // Nor is a segment whose name is not its first record's version.
-        std::fs::write(segment_path(dir.path(), 5), big_record(5, &big)).unwrap();
+        std::fs::write(segment_path(dir.path(), 5), &valid).unwrap();
         let error = replayed(dir.path(), None).unwrap_err();
         assert!(
             error.to_string().contains("its first record is version 5"),
             "{error}"
         );
-    }
-
-    fn big_record(version: u64, batch: &[u8]) -> Vec<u8> {
-        let mut bytes = Vec::new();
-        bytes.extend_from_slice(&version.to_be_bytes());
-        bytes.extend_from_slice(&(batch.len() as u32).to_be_bytes());
-        bytes.extend_from_slice(&checksum(version, batch));
-        bytes.extend_from_slice(batch);
-        bytes
     }
 }
