@@ -8,10 +8,14 @@ use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
 use lru::LruCache;
-use stele_consensus::{Application, Proposal, SubmitError, Tip};
+use stele_consensus::{
+    Application, Executed, Halted, OrderingMark, Proposal, SnapshotError, SnapshotInfo,
+    SubmitError, Tip,
+};
 use stele_host_api::Address;
 use stele_runtime::{Runtime, RuntimeConfig, Storage, StorageError};
-use stele_state::{Overlay, Retention, StateConfig, StateDb};
+use stele_state::tree::{key_hash, value_hash};
+use stele_state::{Overlay, Retention, StateConfig, StateDb, WriteSet};
 use stele_types::limits::TX_BYTES_MAX;
 use stele_types::{Block, BlockHeader, Receipt, SignedTransaction, TxError, TxHash, tx_hash_of};
 use tokio::sync::broadcast;
@@ -19,6 +23,7 @@ use tokio::sync::broadcast;
 use crate::execute::{Executor, hex_string, intrinsic_gas, read_balance, read_nonce};
 use crate::genesis::ChainSpec;
 use crate::mempool::{Mempool, MempoolConfig, MempoolStats};
+use crate::snapshot::{SnapshotHeader, SnapshotReader, SnapshotWriter};
 use crate::store::BlockStore;
 use crate::{ChainError, TX_GAS_LIMIT_MAX, codes, keys};
 
@@ -108,6 +113,54 @@ fn storage_fault(error: StorageError) -> ChainError {
     ChainError::Store(error.to_string())
 }
 
+/// Below this many transactions this node has not verified, a block's
+/// signatures are checked one by one during execution.
+const PARALLEL_VERIFY_MIN: usize = 64;
+
+/// Most threads that verify a block's signatures.
+const VERIFY_THREADS_MAX: usize = 8;
+
+/// Verifies, on every core, the signatures of the transactions this node
+/// has not verified (`checked[i]` false) and marks those that pass:
+/// execution skips their check and checks the others itself, with the same
+/// `verify_signature`, so the verdict (and the receipt) is the same either
+/// way.
+fn verify_in_parallel(transactions: &[SignedTransaction], checked: &mut [bool]) {
+    let unchecked: Vec<usize> = (0..transactions.len())
+        .filter(|&index| !checked[index])
+        .collect();
+    if unchecked.len() < PARALLEL_VERIFY_MIN {
+        return;
+    }
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(VERIFY_THREADS_MAX);
+    let chunk = unchecked.len().div_ceil(threads);
+    let verdicts: Vec<Vec<(usize, bool)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = unchecked
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|&index| (index, transactions[index].verify_signature().is_ok()))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| {
+                worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    for (index, valid) in verdicts.into_iter().flatten() {
+        checked[index] |= valid;
+    }
+}
+
 impl Chain {
     /// Opens the chain under `config.data_dir`: writes genesis on first
     /// start, refuses another genesis's data, and executes again every
@@ -189,6 +242,17 @@ impl Chain {
             blocks,
             executing: Mutex::new(()),
         });
+        // A crash while a snapshot was being installed: its state committed
+        // (keep its block) or not (drop it; the engine asks again).
+        if let Some(height) = chain.store.snapshot_pending()? {
+            let committed = chain.state.latest_version() == Some(height);
+            tracing::info!(
+                height,
+                committed,
+                "finishing an interrupted snapshot installation"
+            );
+            chain.store.finish_snapshot(height, committed)?;
+        }
         let stored = chain.store.last_height()?;
         if stored < tip.height {
             return Err(ChainError::Store(format!(
@@ -204,7 +268,7 @@ impl Chain {
                 height,
                 "executing a stored block the state had not committed"
             );
-            chain.apply(block, true)?;
+            chain.apply(block, None)?;
         }
         Ok(chain)
     }
@@ -244,6 +308,11 @@ impl Chain {
         self.blocks.subscribe()
     }
 
+    fn halted_with(&self, reason: String) -> Halted {
+        self.halt(reason.clone());
+        Halted { reason }
+    }
+
     fn halt(&self, reason: String) -> ChainError {
         tracing::error!(%reason, "HALTING: this node refuses every further block");
         *self.halted.lock().expect("not poisoned") = Some(reason.clone());
@@ -255,13 +324,22 @@ impl Chain {
     /// that differs from this node's, a host fault or a storage failure
     /// halts the node; a block that does not follow the tip is refused.
     pub fn apply_block(&self, block: Block) -> Result<Arc<ExecutedBlock>, ChainError> {
-        self.apply(block, false)
+        self.apply(block, Some(&[]))
     }
 
-    /// [`Chain::apply_block`]; `stored` when the block came from the store
-    /// (recovery), so it is not written again.
-    fn apply(&self, block: Block, stored: bool) -> Result<Arc<ExecutedBlock>, ChainError> {
+    /// [`Chain::apply_block`], storing the block with `mark`; `None` when
+    /// the block came from the store (recovery), so it is not written again.
+    fn apply(&self, block: Block, mark: Option<&[u8]>) -> Result<Arc<ExecutedBlock>, ChainError> {
         let _serial = self.executing.lock().expect("not poisoned");
+        self.apply_serial(block, mark)
+    }
+
+    /// [`Chain::apply`] with the execution lock held.
+    fn apply_serial(
+        &self,
+        block: Block,
+        mark: Option<&[u8]>,
+    ) -> Result<Arc<ExecutedBlock>, ChainError> {
         if let Some(reason) = self.halted() {
             return Err(ChainError::Halted(reason));
         }
@@ -294,9 +372,9 @@ impl Chain {
                 hex_string(&tip.state_root)
             )));
         }
-        if !stored {
+        if let Some(mark) = mark {
             self.store
-                .put_block(&block)
+                .put_block(&block, mark)
                 .map_err(|error| self.halt(error.to_string()))?;
         }
         // The block follows the chain; failing to execute or commit it (a
@@ -317,10 +395,11 @@ impl Chain {
             runtime: &self.runtime,
             spec: &self.spec,
         };
-        let checked: Vec<bool> = {
+        let mut checked: Vec<bool> = {
             let mut proposed = self.proposed.lock().expect("not poisoned");
             hashes.iter().map(|hash| proposed.remove(hash)).collect()
         };
+        verify_in_parallel(&block.transactions, &mut checked);
         let mut overlay = Overlay::new(&self.state);
         let mut receipts = Vec::with_capacity(block.transactions.len());
         for (index, tx) in block.transactions.iter().enumerate() {
@@ -378,6 +457,195 @@ impl Chain {
             "executed block"
         );
         Ok(executed)
+    }
+
+    /// [`Application::write_snapshot`].
+    fn write_snapshot_at(
+        &self,
+        height: u64,
+        out: &mut dyn std::io::Write,
+    ) -> Result<SnapshotInfo, SnapshotError> {
+        let fail = |error: &dyn std::fmt::Display| SnapshotError(error.to_string());
+        let tip = self.tip();
+        if height > tip.height {
+            return Err(SnapshotError(format!(
+                "height {height} is above the executed tip {}",
+                tip.height
+            )));
+        }
+        let (block, mark) = if height == 0 {
+            (None, None)
+        } else {
+            let block = self
+                .store
+                .block(height)
+                .map_err(|error| fail(&error))?
+                .ok_or_else(|| {
+                    SnapshotError(format!("block {height} is not in the block store"))
+                })?;
+            (
+                Some(block),
+                self.store.mark(height).map_err(|error| fail(&error))?,
+            )
+        };
+        let state_root = self.state.root_at(height).map_err(|error| fail(&error))?;
+        let header = SnapshotHeader {
+            genesis_hash: self.spec.genesis_hash,
+            height,
+            state_root,
+            mark: mark.clone(),
+            block,
+        };
+        let mut writer = SnapshotWriter::new(out, &header)?;
+        let mut failure = None;
+        self.state
+            .for_each_at(height, |key, value| match writer.entry(key, value) {
+                Ok(()) => true,
+                Err(error) => {
+                    failure = Some(error);
+                    false
+                }
+            })
+            .map_err(|error| fail(&error))?;
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        writer.finish()?;
+        Ok(SnapshotInfo {
+            height,
+            state_root,
+            mark,
+        })
+    }
+
+    /// [`Application::install_snapshot`]: reads and verifies everything
+    /// before changing anything, then commits the difference between the
+    /// latest state and the snapshot's as the snapshot's height.
+    fn install_snapshot_from(
+        &self,
+        input: &mut dyn std::io::Read,
+    ) -> Result<SnapshotInfo, SnapshotError> {
+        let (mut reader, header) = SnapshotReader::new(input)?;
+        if header.genesis_hash != self.spec.genesis_hash {
+            return Err(SnapshotError(format!(
+                "it belongs to another chain (genesis {}, this chain's is {})",
+                hex_string(&header.genesis_hash),
+                hex_string(&self.spec.genesis_hash)
+            )));
+        }
+        match (&header.block, header.height) {
+            (None, 0) => {}
+            (Some(block), height)
+                if height > 0 && block.header.height == height && block.is_consistent() => {}
+            _ => {
+                return Err(SnapshotError(format!(
+                    "its block does not match its height {}",
+                    header.height
+                )));
+            }
+        }
+        let mut entries = Vec::new();
+        let mut hashes = Vec::new();
+        while let Some((key, value)) = reader.next_entry()? {
+            hashes.push((key_hash(&key), value_hash(&value)));
+            entries.push((key, value));
+        }
+        let rebuilt = stele_state::tree::root_of(&hashes);
+        if rebuilt != header.state_root {
+            return Err(SnapshotError(format!(
+                "its entries rebuild the root {}, it claims {} at height {}",
+                hex_string(&rebuilt),
+                hex_string(&header.state_root),
+                header.height
+            )));
+        }
+        let genesis_entry = entries
+            .binary_search_by(|(key, _)| key.as_slice().cmp(keys::GENESIS_HASH))
+            .ok()
+            .map(|index| &entries[index].1);
+        if genesis_entry.map(Vec::as_slice) != Some(&self.spec.genesis_hash[..]) {
+            return Err(SnapshotError(
+                "its state does not hold this chain's genesis hash".into(),
+            ));
+        }
+        let info = SnapshotInfo {
+            height: header.height,
+            state_root: header.state_root,
+            mark: header.mark.clone(),
+        };
+
+        let _serial = self.executing.lock().expect("not poisoned");
+        if let Some(reason) = self.halted() {
+            return Err(SnapshotError(format!("the node has halted: {reason}")));
+        }
+        let tip = self.tip();
+        if header.height < tip.height {
+            return Err(SnapshotError(format!(
+                "it holds height {}, below this node's executed height {}",
+                header.height, tip.height
+            )));
+        }
+        if header.height == tip.height {
+            if header.state_root == tip.state_root {
+                return Ok(info);
+            }
+            return Err(SnapshotError(format!(
+                "it holds height {} with root {}, this node executed that height to root {}",
+                header.height,
+                hex_string(&header.state_root),
+                hex_string(&tip.state_root)
+            )));
+        }
+        let fail = |error: &dyn std::fmt::Display| SnapshotError(error.to_string());
+        let current = self.state.entries().map_err(|error| fail(&error))?;
+        let writes = difference(current, entries);
+        let mark = header.mark.clone().unwrap_or_default();
+        self.store
+            .put_snapshot_block(header.block.as_ref(), header.height, &mark)
+            .map_err(|error| fail(&error))?;
+        let root = match self.state.commit(header.height, &writes) {
+            Ok(root) => root,
+            Err(error) => return Err(fail(&self.halt(format!("installing a snapshot: {error}")))),
+        };
+        if root != header.state_root {
+            let reason = format!(
+                "a snapshot's state committed to root {}, not the {} it was verified against",
+                hex_string(&root),
+                hex_string(&header.state_root)
+            );
+            return Err(fail(&self.halt(reason)));
+        }
+        self.store
+            .finish_snapshot(header.height, true)
+            .map_err(|error| fail(&self.halt(error.to_string())))?;
+        let (hash, time_ms) = match &header.block {
+            Some(block) => (block.header.hash(), block.header.time_ms),
+            None => ([0; 32], self.spec.genesis_time_ms),
+        };
+        {
+            let mut tip = self.tip.lock().expect("not poisoned");
+            *tip = Tip {
+                height: header.height,
+                hash,
+                time_ms,
+                state_root: root,
+            };
+        }
+        self.tip_changed.notify_all();
+        // Pending transactions whose nonces the snapshot used are dropped.
+        let committed = self
+            .mempool
+            .signers()
+            .into_iter()
+            .filter_map(|signer| Some((signer, self.nonce(&signer).ok()?)))
+            .collect::<Vec<_>>();
+        self.mempool.executed(committed);
+        tracing::info!(
+            height = header.height,
+            state_root = %hex_string(&root),
+            "installed a snapshot"
+        );
+        Ok(info)
     }
 
     /// Figures for `/metrics`.
@@ -558,6 +826,29 @@ impl Chain {
     }
 }
 
+/// The writes that turn the state holding `current` into the one holding
+/// `target` (both in key order): removals of keys only `current` has, and
+/// every value of `target` that differs.
+fn difference(current: Vec<(Vec<u8>, Vec<u8>)>, target: Vec<(Vec<u8>, Vec<u8>)>) -> WriteSet {
+    let mut writes = WriteSet::new();
+    let mut current = current.into_iter().peekable();
+    for (key, value) in target {
+        while let Some((old_key, _)) = current.next_if(|(old_key, _)| *old_key < key) {
+            writes.insert(old_key, None);
+        }
+        match current.next_if(|(old_key, _)| *old_key == key) {
+            Some((_, old_value)) if old_value == value => {}
+            _ => {
+                writes.insert(key, Some(value));
+            }
+        }
+    }
+    for (old_key, _) in current {
+        writes.insert(old_key, None);
+    }
+    writes
+}
+
 /// The latest committed state as the runtime's storage.
 struct LatestView<'a>(&'a StateDb);
 
@@ -604,6 +895,102 @@ impl Storage for HistoricalView<'_> {
 }
 
 impl Application for Chain {
+    fn execute(&self, block: Block, mark: &[u8]) -> Result<Executed, Halted> {
+        let _serial = self.executing.lock().expect("not poisoned");
+        if let Some(reason) = self.halted() {
+            return Err(Halted { reason });
+        }
+        let tip = self.tip();
+        let height = block.header.height;
+        if height <= tip.height {
+            let stored = self
+                .store
+                .block(height)
+                .map_err(|error| self.halted_with(error.to_string()))?;
+            if stored.is_some_and(|stored| stored.header == block.header) {
+                return Ok(Executed::AlreadyExecuted(tip));
+            }
+            return Ok(Executed::Stale(tip));
+        }
+        if height > tip.height + 1 {
+            // Every replica executes the same sequence: a block beyond the
+            // next height means this node missed one.
+            let reason = format!(
+                "block {height} was ordered but this node executed only up to {}: \
+                 it missed blocks",
+                tip.height
+            );
+            return Err(self.halted_with(reason));
+        }
+        if block.header.parent_hash != tip.hash {
+            return Ok(Executed::Stale(tip));
+        }
+        match self.apply_serial(block, Some(mark)) {
+            Ok(_) => Ok(Executed::Applied(self.tip())),
+            Err(ChainError::BadBlock { height, reason }) => {
+                // It follows the tip (checked above) but is malformed:
+                // every replica refuses it alike.
+                tracing::warn!(height, %reason, "skipping an ordered block that is invalid");
+                Ok(Executed::Stale(self.tip()))
+            }
+            Err(error) => Err(Halted {
+                reason: self.halted().unwrap_or_else(|| error.to_string()),
+            }),
+        }
+    }
+
+    fn executed_mark(&self) -> Result<Option<OrderingMark>, Halted> {
+        let tip = self.tip();
+        if tip.height == 0 {
+            return Ok(None);
+        }
+        self.store.mark(tip.height).map_err(|error| Halted {
+            reason: error.to_string(),
+        })
+    }
+
+    fn halted(&self) -> Option<String> {
+        Chain::halted(self)
+    }
+
+    fn requeue(&self, proposal: Proposal) {
+        let Proposal {
+            transactions,
+            hashes,
+        } = proposal;
+        let mut returned = Vec::with_capacity(transactions.len());
+        for (tx, hash) in transactions.into_iter().zip(hashes) {
+            let bytes = borsh::object_length(&tx).expect("a transaction always encodes");
+            returned.push((tx, hash, bytes));
+        }
+        let dropped = self.mempool.requeue(returned, |signer| {
+            read_nonce(&LatestView(&self.state), signer).unwrap_or(u64::MAX)
+        });
+        let mut proposed = self.proposed.lock().expect("not poisoned");
+        for hash in dropped {
+            proposed.remove(&hash);
+        }
+    }
+
+    fn has_pending(&self) -> bool {
+        self.mempool.stats().transactions > 0
+    }
+
+    fn write_snapshot(
+        &self,
+        height: u64,
+        out: &mut dyn std::io::Write,
+    ) -> Result<SnapshotInfo, SnapshotError> {
+        self.write_snapshot_at(height, out)
+    }
+
+    fn install_snapshot(
+        &self,
+        input: &mut dyn std::io::Read,
+    ) -> Result<SnapshotInfo, SnapshotError> {
+        self.install_snapshot_from(input)
+    }
+
     fn admit(&self, tx: SignedTransaction) -> Result<TxHash, SubmitError> {
         let bytes = borsh::object_length(&tx).expect("a transaction always encodes");
         self.admit_sized(tx, bytes)

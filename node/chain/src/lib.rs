@@ -19,6 +19,7 @@ mod chain;
 mod execute;
 pub mod genesis;
 pub mod mempool;
+pub mod snapshot;
 pub mod store;
 
 pub use chain::{Chain, ChainConfig, ExecutedBlock, Metrics};

@@ -254,6 +254,54 @@ impl Mempool {
         }
     }
 
+    /// Takes back transactions that [`Mempool::propose`] gave out for a
+    /// block that was never ordered, each with its hash and encoded size:
+    /// those whose nonce is still ahead of the signer's `committed_nonce`
+    /// return (whatever the bounds: they were held a moment ago), and each
+    /// signer's next nonce to propose goes back to its lowest returned one.
+    /// Returns the hashes of those dropped (already used or pending again).
+    pub fn requeue(
+        &self,
+        transactions: Vec<(SignedTransaction, TxHash, usize)>,
+        committed_nonce: impl Fn(&Address) -> u64,
+    ) -> Vec<TxHash> {
+        let mut inner = self.inner.lock().expect("mempool lock");
+        let inner = &mut *inner;
+        let mut dropped = Vec::new();
+        for (tx, hash, bytes) in transactions {
+            let signer = tx.tx.signer;
+            let nonce = tx.tx.nonce;
+            let committed = committed_nonce(&signer);
+            if nonce < committed || inner.hashes.contains(&hash) {
+                dropped.push(hash);
+                continue;
+            }
+            let account = inner.accounts.entry(signer).or_insert_with(|| Account {
+                next: committed,
+                txs: BTreeMap::new(),
+            });
+            if account.txs.contains_key(&nonce) {
+                dropped.push(hash);
+                continue;
+            }
+            account.next = account.next.min(nonce).max(committed);
+            if account.txs.is_empty() && !inner.order.contains(&signer) {
+                inner.order.push(signer);
+            }
+            account.txs.insert(nonce, Pending { tx, hash, bytes });
+            inner.hashes.insert(hash);
+            inner.count += 1;
+            inner.bytes += bytes;
+        }
+        dropped
+    }
+
+    /// The accounts with transactions held.
+    pub fn signers(&self) -> Vec<Address> {
+        let inner = self.inner.lock().expect("mempool lock");
+        inner.accounts.keys().copied().collect()
+    }
+
     /// After a block executed: each signer's committed nonce. Drops what
     /// can no longer execute and forgets idle accounts.
     pub fn executed(&self, committed: impl IntoIterator<Item = (Address, u64)>) {

@@ -1,10 +1,13 @@
-//! The block store: blocks, the transaction index, receipts and the event
-//! index, in their own RocksDB next to the state.
+//! The block store: blocks (each with the ordering mark it was executed
+//! with), the transaction index, receipts and the event index, in their own
+//! RocksDB next to the state.
 //!
-//! A block is written (synced) before it executes; its receipts are written
-//! (synced) before the state commits it. After a crash, every stored block
-//! above the state's version is executed again, which rewrites the same
-//! receipts, so the store and the state always agree on restart.
+//! A block and its mark are written (synced, one batch) before it executes;
+//! its receipts are written (synced) before the state commits it. After a
+//! crash, every stored block above the state's version is executed again,
+//! which rewrites the same receipts, so the store and the state always agree
+//! on restart. A snapshot's block is written with a pending marker that
+//! the state's commit of the snapshot clears (see [`BlockStore::snapshot_pending`]).
 
 use std::path::Path;
 
@@ -13,7 +16,7 @@ use rocksdb::{
     ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions,
 };
 use stele_host_api::{Address, Event};
-use stele_types::{Block, Receipt, TxHash, decode_block};
+use stele_types::{Block, Receipt, ReceiptStatus, TxHash, decode_block};
 
 use crate::ChainError;
 
@@ -21,6 +24,10 @@ const BLOCKS: &str = "blocks";
 const TXS: &str = "txs";
 const RECEIPTS: &str = "receipts";
 const EVENTS: &str = "events";
+const MARKS: &str = "marks";
+const META: &str = "meta";
+/// `meta` key: the height of a snapshot being installed.
+const SNAPSHOT_PENDING: &[u8] = b"snapshot-pending";
 
 /// Most index entries one event query scans.
 pub const EVENT_SCAN_MAX: usize = 10_000;
@@ -82,7 +89,7 @@ impl BlockStore {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
-        let families = [BLOCKS, TXS, RECEIPTS, EVENTS]
+        let families = [BLOCKS, TXS, RECEIPTS, EVENTS, MARKS, META]
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         let db = DB::open_cf_descriptors(&options, path, families).map_err(|error| {
@@ -103,11 +110,75 @@ impl BlockStore {
         self.db.write_opt(batch, &options).map_err(store_error)
     }
 
-    /// Stores an ordered block (synced) before it executes.
-    pub fn put_block(&self, block: &Block) -> Result<(), ChainError> {
+    /// Stores an ordered block and the ordering mark it executes with
+    /// (synced, one batch) before it executes.
+    pub fn put_block(&self, block: &Block, mark: &[u8]) -> Result<(), ChainError> {
         let mut batch = WriteBatch::default();
+        self.put_block_into(&mut batch, block, mark);
+        self.synced(batch)
+    }
+
+    fn put_block_into(&self, batch: &mut WriteBatch, block: &Block, mark: &[u8]) {
+        let key = block.header.height.to_be_bytes();
         let bytes = borsh::to_vec(block).expect("writing to a Vec cannot fail");
-        batch.put_cf(self.cf(BLOCKS), block.header.height.to_be_bytes(), bytes);
+        batch.put_cf(self.cf(BLOCKS), key, bytes);
+        if mark.is_empty() {
+            batch.delete_cf(self.cf(MARKS), key);
+        } else {
+            batch.put_cf(self.cf(MARKS), key, mark);
+        }
+    }
+
+    /// The ordering mark the block at `height` was executed with (`None`
+    /// when it had none).
+    pub fn mark(&self, height: u64) -> Result<Option<Vec<u8>>, ChainError> {
+        self.db
+            .get_cf(self.cf(MARKS), height.to_be_bytes())
+            .map_err(store_error)
+    }
+
+    /// Stores the block of a snapshot being installed, with its mark and a
+    /// marker saying the state has not committed the snapshot yet (synced).
+    pub fn put_snapshot_block(
+        &self,
+        block: Option<&Block>,
+        height: u64,
+        mark: &[u8],
+    ) -> Result<(), ChainError> {
+        let mut batch = WriteBatch::default();
+        if let Some(block) = block {
+            self.put_block_into(&mut batch, block, mark);
+        }
+        batch.put_cf(self.cf(META), SNAPSHOT_PENDING, height.to_be_bytes());
+        self.synced(batch)
+    }
+
+    /// The height of a snapshot whose block is stored but whose state may
+    /// not be committed (a crash during its installation).
+    pub fn snapshot_pending(&self) -> Result<Option<u64>, ChainError> {
+        let Some(bytes) = self
+            .db
+            .get_cf(self.cf(META), SNAPSHOT_PENDING)
+            .map_err(store_error)?
+        else {
+            return Ok(None);
+        };
+        let bytes: [u8; 8] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| corrupt("snapshot marker", "length"))?;
+        Ok(Some(u64::from_be_bytes(bytes)))
+    }
+
+    /// Ends a snapshot's installation: with `keep_block` false (its state
+    /// never committed), its block goes too (synced).
+    pub fn finish_snapshot(&self, height: u64, keep_block: bool) -> Result<(), ChainError> {
+        let mut batch = WriteBatch::default();
+        if !keep_block {
+            batch.delete_cf(self.cf(BLOCKS), height.to_be_bytes());
+            batch.delete_cf(self.cf(MARKS), height.to_be_bytes());
+        }
+        batch.delete_cf(self.cf(META), SNAPSHOT_PENDING);
         self.synced(batch)
     }
 
@@ -141,12 +212,21 @@ impl BlockStore {
     }
 
     /// Stores a block's receipts, transaction index and events (synced),
-    /// before the state commits the block.
+    /// before the state commits the block. A transaction refused at
+    /// execution (`Invalid`) whose hash already has a location keeps it: a
+    /// transaction ordered twice (its second copy refused for its used
+    /// nonce) stays found where it executed.
     pub fn put_receipts(&self, receipts: &[Receipt]) -> Result<(), ChainError> {
         let mut batch = WriteBatch::default();
         for receipt in receipts {
             let key = receipt_key(receipt.height, receipt.index);
-            batch.put_cf(self.cf(TXS), receipt.tx_hash, key);
+            let located = matches!(receipt.status, ReceiptStatus::Invalid { .. })
+                && self
+                    .locate(&receipt.tx_hash)?
+                    .is_some_and(|at| (at.height, at.index) != (receipt.height, receipt.index));
+            if !located {
+                batch.put_cf(self.cf(TXS), receipt.tx_hash, key);
+            }
             batch.put_cf(
                 self.cf(RECEIPTS),
                 key,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use ed25519_dalek::SigningKey;
 use stele_chain::mempool::{Mempool, MempoolConfig};
 use stele_chain::{Chain, ChainConfig, ChainError, Genesis, GenesisAccount, codes};
-use stele_consensus::Application;
+use stele_consensus::{Application, Executed};
 use stele_host_api::Address;
 use stele_types::{
     Action, Block, BlockHeader, ReceiptStatus, SignedTransaction, Transaction, TxHash,
@@ -171,12 +171,14 @@ fn a_block_stored_but_not_executed_executes_on_reopen_to_the_same_root() {
         }
         chain
             .store()
-            .put_block(&next_block(&chain, blocks[2].clone()))
+            .put_block(&next_block(&chain, blocks[2].clone()), b"mark-3")
             .unwrap();
     }
     let reopened = open(dir.path(), &genesis);
     assert_eq!(reopened.tip(), reference.tip());
     assert_eq!(reopened.nonce(&address(&alice)).unwrap(), 3);
+    // The block's ordering mark is the tip's: an engine learns where it was.
+    assert_eq!(reopened.executed_mark().unwrap(), Some(b"mark-3".to_vec()));
     // Another genesis refuses this data.
     let mut other = genesis.clone();
     other.chain_id = "other".into();
@@ -364,4 +366,146 @@ fn a_block_executing_during_admission_does_not_strand_the_transaction() {
     })
     .unwrap();
     assert_eq!(pool.propose(10, usize::MAX).transactions, vec![second]);
+}
+
+#[test]
+fn execute_applies_the_next_block_and_skips_stale_and_repeated_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = open(dir.path(), &genesis(0, None));
+    let (alice, bob) = (key(1), key(2));
+    let first = next_block(
+        &chain,
+        vec![tx(&alice, 0, 0, vec![transfer(address(&bob), 1)])],
+    );
+    let rival = next_block(
+        &chain,
+        vec![tx(&bob, 0, 0, vec![transfer(address(&alice), 1)])],
+    );
+    let applied = chain.execute(first.clone(), b"log-1").unwrap();
+    assert!(matches!(applied, Executed::Applied(tip) if tip.height == 1));
+    assert_eq!(chain.executed_mark().unwrap(), Some(b"log-1".to_vec()));
+    // The same block again: already executed, nothing changes.
+    assert_eq!(
+        chain.execute(first.clone(), b"log-1").unwrap(),
+        Executed::AlreadyExecuted(chain.tip())
+    );
+    // Another block for height 1 (a leader that lost its term): stale.
+    assert_eq!(
+        chain.execute(rival, b"log-2").unwrap(),
+        Executed::Stale(chain.tip())
+    );
+    // A block on a parent that is not the tip: stale.
+    let mut orphan = next_block(&chain, vec![]);
+    orphan.header.parent_hash = [9; 32];
+    assert_eq!(
+        chain.execute(orphan, b"log-3").unwrap(),
+        Executed::Stale(chain.tip())
+    );
+    assert_eq!(chain.tip().height, 1);
+    assert_eq!(chain.nonce(&address(&bob)).unwrap(), 0);
+    // A gap means this node missed a block: it halts.
+    let mut ahead = next_block(&chain, vec![]);
+    ahead.header.height = 3;
+    let halted = chain.execute(ahead, b"log-4").unwrap_err();
+    assert!(halted.reason.contains("missed blocks"), "{halted}");
+    assert!(chain.halted().is_some());
+}
+
+#[test]
+fn requeued_transactions_are_proposed_again_unless_their_nonce_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = open(dir.path(), &genesis(0, None));
+    let (alice, bob) = (key(1), key(2));
+    for nonce in 0..3 {
+        chain
+            .admit(tx(&alice, nonce, 0, vec![transfer(address(&bob), 1)]))
+            .unwrap();
+    }
+    let taken = chain.propose(2, usize::MAX);
+    assert_eq!(taken.transactions.len(), 2);
+    // The proposal never committed: its transactions come back, first.
+    chain.requeue(taken.clone());
+    let again = chain.propose(10, usize::MAX);
+    let nonces: Vec<u64> = again.transactions.iter().map(|tx| tx.tx.nonce).collect();
+    assert_eq!(nonces, vec![0, 1, 2]);
+    // This time the block executes; giving the proposal back after that
+    // (a timeout that raced the commit) returns nothing.
+    chain
+        .execute(next_block(&chain, again.transactions.clone()), b"")
+        .unwrap();
+    chain.requeue(again);
+    assert!(!chain.has_pending());
+    assert_eq!(chain.nonce(&address(&alice)).unwrap(), 3);
+}
+
+#[test]
+fn a_snapshot_installs_on_a_lagging_node_to_the_same_root_and_bad_ones_are_refused() {
+    let genesis = genesis(0, None);
+    let (alice, bob) = (key(1), key(2));
+    let source_dir = tempfile::tempdir().unwrap();
+    let source = open(source_dir.path(), &genesis);
+    let lagging_dir = tempfile::tempdir().unwrap();
+    let lagging = open(lagging_dir.path(), &genesis);
+    for nonce in 0..4u64 {
+        let block = next_block(
+            &source,
+            vec![tx(&alice, nonce, 0, vec![transfer(address(&bob), 5)])],
+        );
+        if nonce == 0 {
+            lagging.execute(block.clone(), b"m").unwrap();
+        }
+        source
+            .execute(block, format!("mark-{nonce}").as_bytes())
+            .unwrap();
+    }
+    let mut bytes = Vec::new();
+    let info = source.write_snapshot(4, &mut bytes).unwrap();
+    assert_eq!(info.height, 4);
+    assert_eq!(info.state_root, source.tip().state_root);
+    assert_eq!(info.mark, Some(b"mark-3".to_vec()));
+
+    // Corrupt copies are refused before anything changes.
+    let mut flipped = bytes.clone();
+    let at = flipped.len() - 40;
+    flipped[at] ^= 1;
+    let refused = lagging
+        .install_snapshot(&mut flipped.as_slice())
+        .unwrap_err();
+    assert!(refused.0.contains("checksum"), "{refused}");
+    let truncated = &bytes[..bytes.len() - 10];
+    assert!(lagging.install_snapshot(&mut &truncated[..]).is_err());
+    assert_eq!(lagging.tip().height, 1);
+
+    let installed = lagging.install_snapshot(&mut bytes.as_slice()).unwrap();
+    assert_eq!(installed, info);
+    assert_eq!(lagging.tip(), source.tip());
+    assert_eq!(lagging.executed_mark().unwrap(), Some(b"mark-3".to_vec()));
+    assert_eq!(lagging.nonce(&address(&alice)).unwrap(), 4);
+    assert!(lagging.state().verify_root().unwrap());
+    // Installing it again changes nothing; the chain goes on from it.
+    lagging.install_snapshot(&mut bytes.as_slice()).unwrap();
+    let next = next_block(
+        &source,
+        vec![tx(&alice, 4, 0, vec![transfer(address(&bob), 5)])],
+    );
+    source.execute(next.clone(), b"").unwrap();
+    assert!(matches!(
+        lagging.execute(next, b"").unwrap(),
+        Executed::Applied(_)
+    ));
+    assert_eq!(lagging.tip(), source.tip());
+    // Reopened, it is where it was.
+    let tip = lagging.tip();
+    drop(lagging);
+    assert_eq!(open(lagging_dir.path(), &genesis).tip(), tip);
+
+    // Another chain's snapshot is refused.
+    let mut other = genesis.clone();
+    other.chain_id = "other-chain".into();
+    let stranger_dir = tempfile::tempdir().unwrap();
+    let stranger = open(stranger_dir.path(), &other);
+    let refused = stranger
+        .install_snapshot(&mut bytes.as_slice())
+        .unwrap_err();
+    assert!(refused.0.contains("another chain"), "{refused}");
 }

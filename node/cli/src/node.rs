@@ -144,30 +144,16 @@ pub fn start(options: StartOptions) -> anyhow::Result<()> {
         state_root = %hex::encode(tip.state_root),
         "chain opened"
     );
-    let (solo, blocks) = Solo::start(
+    let solo = Solo::start(
         SoloConfig {
             block_interval: Duration::from_millis(options.block_interval_ms),
             proposer,
             ..SoloConfig::default()
         },
         chain.clone(),
-    );
+    )
+    .context("starting the solo engine")?;
     let ordering: Arc<dyn Ordering> = Arc::new(solo);
-    let executor = {
-        let chain = chain.clone();
-        std::thread::Builder::new()
-            .name("executor".into())
-            .spawn(move || {
-                for block in blocks {
-                    let height = block.header.height;
-                    if let Err(error) = chain.apply_block(block) {
-                        tracing::error!(height, %error, "block execution stopped");
-                        break;
-                    }
-                }
-            })
-            .context("starting the executor")?
-    };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -192,8 +178,6 @@ pub fn start(options: StartOptions) -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
     ordering.stop();
-    drop(ordering);
-    let _ = executor.join();
     Ok(())
 }
 

@@ -1,20 +1,20 @@
 //! The solo engine: one node orders every block, on a fixed interval.
 //!
 //! Each block carries the state root after the previous one, so the engine
-//! waits for the previous block to execute before ordering the next. That
-//! puts execution on the ordering path, which is acceptable for a single
-//! node (and keeps its blocks' roots exact); replicated engines do not.
+//! executes each block (through [`Application::execute`], on its own
+//! thread) before ordering the next. That puts execution on the ordering
+//! path, which is acceptable for a single node (and keeps its blocks' roots
+//! exact).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use stele_host_api::Address;
 use stele_types::{Block, BlockHeader, SignedTransaction, TxHash, transactions_root_of};
 
-use crate::{Application, Ordering, Proposal, SubmitError};
+use crate::{Application, BoxFuture, EngineStatus, Executed, Ordering, Proposal, SubmitError};
 
 /// Configuration of the solo engine.
 #[derive(Clone, Debug)]
@@ -52,25 +52,23 @@ pub struct Solo {
 }
 
 impl Solo {
-    /// Starts ordering on a thread; blocks arrive on the returned channel
-    /// (bounded: the engine waits while the executor is behind).
-    pub fn start(config: SoloConfig, app: Arc<dyn Application>) -> (Solo, Receiver<Block>) {
-        let (sender, receiver) = sync_channel(1);
+    /// Starts ordering (and executing) on a thread. It stops by itself if
+    /// the node halts.
+    pub fn start(config: SoloConfig, app: Arc<dyn Application>) -> std::io::Result<Solo> {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let app = app.clone();
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("solo-ordering".into())
-                .spawn(move || run(config, app, stop, sender))
-                .expect("spawning the ordering thread")
+                .spawn(move || run(config, app, stop))?
         };
         let solo = Solo {
             app,
             stop,
             thread: std::sync::Mutex::new(Some(thread)),
         };
-        (solo, receiver)
+        Ok(solo)
     }
 }
 
@@ -81,12 +79,7 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn run(
-    config: SoloConfig,
-    app: Arc<dyn Application>,
-    stop: Arc<AtomicBool>,
-    out: SyncSender<Block>,
-) {
+fn run(config: SoloConfig, app: Arc<dyn Application>, stop: Arc<AtomicBool>) {
     let mut next_tick = Instant::now();
     let mut tip = app.tip();
     while !stop.load(AtomicOrdering::Relaxed) {
@@ -114,24 +107,20 @@ fn run(
             transaction_count: transactions.len() as u32,
             state_root: tip.state_root,
         };
-        let height = header.height;
-        if out
-            .send(Block {
-                header,
-                transactions,
-            })
-            .is_err()
-        {
-            return;
-        }
-        // The next header needs this block's root.
-        loop {
-            if stop.load(AtomicOrdering::Relaxed) {
+        let block = Block {
+            header,
+            transactions,
+        };
+        match app.execute(block, &[]) {
+            Ok(Executed::Applied(executed)) => tip = executed,
+            Ok(other) => {
+                // Only this thread orders: the block always follows.
+                tracing::error!(?other, "solo: an ordered block did not execute");
                 return;
             }
-            if let Some(executed) = app.wait_executed(height, Duration::from_millis(500)) {
-                tip = executed;
-                break;
+            Err(halted) => {
+                tracing::error!(%halted, "solo: ordering stopped");
+                return;
             }
         }
     }
@@ -142,13 +131,33 @@ impl Ordering for Solo {
         "solo"
     }
 
-    fn submit(&self, tx: SignedTransaction) -> Result<TxHash, SubmitError> {
-        self.app.admit(tx)
+    fn submit(&self, tx: SignedTransaction) -> BoxFuture<'_, Result<TxHash, SubmitError>> {
+        let admitted = self.app.admit(tx);
+        Box::pin(std::future::ready(admitted))
+    }
+
+    fn status(&self) -> EngineStatus {
+        let height = self.app.tip().height;
+        EngineStatus {
+            engine: "solo",
+            node_id: 1,
+            role: "leader",
+            leader: Some(1),
+            term: 0,
+            members: vec![1],
+            learners: Vec::new(),
+            commit_index: height,
+        }
     }
 
     fn stop(&self) {
         self.stop.store(true, AtomicOrdering::Relaxed);
-        if let Some(thread) = self.thread.lock().expect("not poisoned").take() {
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .take();
+        if let Some(thread) = thread {
             thread.thread().unpark();
             let _ = thread.join();
         }

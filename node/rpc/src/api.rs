@@ -5,8 +5,8 @@ use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
 
 use crate::types::{
-    AccountInfo, BlockInfo, CallResult, ChainInfo, CodeInfo, EventFilter, EventInfo, EventPage,
-    Health, ReceiptInfo, StatePage, StateValue, TxStatus, VersionInfo, Wait,
+    AccountInfo, BlockInfo, CallResult, ChainInfo, CodeInfo, ConsensusStatus, EventFilter,
+    EventInfo, EventPage, Health, ReceiptInfo, StatePage, StateValue, TxStatus, VersionInfo, Wait,
 };
 
 /// Every method and subscription of a Stele node.
@@ -78,6 +78,10 @@ pub trait SteleApi {
     /// A contract's events, filtered by topics and heights, paginated.
     #[method(name = "event_query")]
     async fn event_query(&self, filter: EventFilter) -> RpcResult<EventPage>;
+
+    /// The ordering engine's view of the cluster.
+    #[method(name = "consensus_status")]
+    async fn consensus_status(&self) -> RpcResult<ConsensusStatus>;
 
     /// Node software version.
     #[method(name = "node_getVersion")]

@@ -132,6 +132,12 @@ fn entries() -> Vec<Entry> {
             object("EventPage"),
         ),
         (
+            "consensus_status",
+            "The ordering engine's view: role, leader, term, members, commit index.",
+            vec![],
+            object("ConsensusStatus"),
+        ),
+        (
             "node_getVersion",
             "Node version, engine and gas schedule.",
             vec![],

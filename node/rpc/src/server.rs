@@ -21,8 +21,9 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::api::SteleApiServer;
 use crate::metrics::MetricsLayer;
 use crate::types::{
-    AccountInfo, BlockInfo, CallResult, ChainInfo, CodeInfo, EventFilter, EventInfo, EventPage,
-    Health, ReceiptInfo, StateEntry, StatePage, StateValue, TxStatus, VersionInfo, Wait,
+    AccountInfo, BlockInfo, CallResult, ChainInfo, CodeInfo, ConsensusStatus, EventFilter,
+    EventInfo, EventPage, Health, ReceiptInfo, StateEntry, StatePage, StateValue, TxStatus,
+    VersionInfo, Wait,
 };
 use crate::{codes, openrpc};
 
@@ -284,7 +285,7 @@ impl SteleApiServer for Rpc {
         // all when the client does not wait.
         let waiting = wait.unwrap_or_default() != Wait::None;
         let blocks = waiting.then(|| self.chain.subscribe());
-        let hash = self.ordering.submit(tx).map_err(submit_error)?;
+        let hash = self.ordering.submit(tx).await.map_err(submit_error)?;
         let Some(mut blocks) = blocks else {
             return Ok(TxStatus {
                 hash: hex::encode(hash),
@@ -536,6 +537,10 @@ impl SteleApiServer for Rpc {
                 hex::encode(bytes)
             }),
         })
+    }
+
+    async fn consensus_status(&self) -> RpcResult<ConsensusStatus> {
+        Ok(self.ordering.status().into())
     }
 
     async fn node_get_version(&self) -> RpcResult<VersionInfo> {

@@ -24,6 +24,42 @@ pub struct ChainInfo {
     pub engine: String,
 }
 
+/// `consensus_status`: the ordering engine's view of the cluster.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConsensusStatus {
+    /// `solo` or `raft`.
+    pub engine: String,
+    /// This node's id.
+    pub node_id: u64,
+    /// `leader`, `follower`, `learner` or `candidate`.
+    pub role: String,
+    /// The leader's id, when known.
+    pub leader: Option<u64>,
+    /// The current term.
+    pub term: u64,
+    /// Voting members' ids.
+    pub members: Vec<u64>,
+    /// Learners' ids.
+    pub learners: Vec<u64>,
+    /// The last committed log index (solo: the executed height).
+    pub commit_index: u64,
+}
+
+impl From<stele_consensus::EngineStatus> for ConsensusStatus {
+    fn from(status: stele_consensus::EngineStatus) -> Self {
+        ConsensusStatus {
+            engine: status.engine.into(),
+            node_id: status.node_id,
+            role: status.role.into(),
+            leader: status.leader,
+            term: status.term,
+            members: status.members,
+            learners: status.learners,
+            commit_index: status.commit_index,
+        }
+    }
+}
+
 /// `chain_getHealth`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Health {

@@ -17,7 +17,7 @@ fn the_document_lists_every_registered_method_and_nothing_else() {
         deploy_allow_list: None,
     };
     let chain = Chain::open(ChainConfig::new(dir.path()), genesis.parse().unwrap()).unwrap();
-    let (solo, _blocks) = Solo::start(SoloConfig::default(), chain.clone());
+    let solo = Solo::start(SoloConfig::default(), chain.clone()).unwrap();
     let module = Rpc::new(chain, Arc::new(solo), RpcConfig::default()).into_rpc();
     let described = openrpc::described_methods();
     let mut registered: Vec<&str> = module.method_names().collect();

@@ -1102,6 +1102,36 @@ impl StateDb {
         Ok(entries)
     }
 
+    /// Calls `visit` with every entry of a retained `version`, in key order,
+    /// through one RocksDB iterator (a consistent view while later versions
+    /// commit), until it returns false. Fails if the version is pruned
+    /// before the last entry is read.
+    pub fn for_each_at(
+        &self,
+        version: u64,
+        mut visit: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StateError> {
+        self.check_version(version)?;
+        let iterator =
+            self.db
+                .iterator_cf_opt(self.cf(CF_VALUES), read_at(version), IteratorMode::Start);
+        for entry in iterator {
+            let (key, value) = match entry {
+                Ok(entry) => entry,
+                Err(error) => {
+                    self.check_version(version)?;
+                    return Err(error.into());
+                }
+            };
+            if !visit(&key, &value) {
+                return Ok(());
+            }
+        }
+        // Pruned while iterating: what was read may miss dropped versions.
+        self.check_version(version)?;
+        Ok(())
+    }
+
     /// Rebuilds the latest root from the latest values alone and compares it
     /// with the committed one: a full consistency check.
     pub fn verify_root(&self) -> Result<bool, StateError> {
