@@ -972,8 +972,8 @@ impl Application for Chain {
         }
     }
 
-    fn has_pending(&self) -> bool {
-        self.mempool.stats().transactions > 0
+    fn pending(&self) -> usize {
+        self.mempool.stats().transactions
     }
 
     fn write_snapshot(

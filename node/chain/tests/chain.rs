@@ -434,7 +434,7 @@ fn requeued_transactions_are_proposed_again_unless_their_nonce_is_used() {
         .execute(next_block(&chain, again.transactions.clone()), b"")
         .unwrap();
     chain.requeue(again);
-    assert!(!chain.has_pending());
+    assert_eq!(chain.pending(), 0);
     assert_eq!(chain.nonce(&address(&alice)).unwrap(), 3);
 }
 

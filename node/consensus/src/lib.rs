@@ -18,7 +18,7 @@
 //! and the engine's applied position cannot drift apart.
 
 #![deny(missing_docs)]
-
+pub mod raft;
 pub mod solo;
 
 use std::future::Future;
@@ -136,8 +136,8 @@ pub trait Application: Send + Sync + 'static {
     /// still execute return to the pool, in nonce order.
     fn requeue(&self, proposal: Proposal);
 
-    /// Whether the pool holds transactions waiting for a block.
-    fn has_pending(&self) -> bool;
+    /// How many transactions the pool holds, waiting for a block.
+    fn pending(&self) -> usize;
 
     /// The executed tip.
     fn tip(&self) -> Tip;
