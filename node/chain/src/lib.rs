@@ -24,7 +24,10 @@ pub mod store;
 
 pub use chain::{Chain, ChainConfig, ExecutedBlock, Metrics};
 pub use execute::{TX_BASE_GAS, TX_BYTE_GAS, TX_GAS_LIMIT_MAX, contract_address, intrinsic_gas};
-pub use genesis::{ChainSpec, Genesis, GenesisAccount};
+pub use genesis::{
+    ChainSpec, ConsensusSpec, Genesis, GenesisAccount, GenesisConsensus, GenesisNode, NodeSpec,
+    parse_node_key,
+};
 
 /// Chain-level keys in the runtime's foreign key range (`>= 0x80`).
 pub mod keys {

@@ -39,6 +39,7 @@ fn genesis(gas_price_min: u128, allow: Option<Vec<Address>>) -> Genesis {
             },
         ],
         deploy_allow_list: allow.map(|list| list.iter().map(format_address).collect()),
+        consensus: None,
     }
 }
 

@@ -77,6 +77,7 @@ fn write_genesis(
         gas_price_min: gas_price_min.into(),
         accounts,
         deploy_allow_list: (!allow_deployers.is_empty()).then(|| allow_deployers.to_vec()),
+        consensus: None,
     };
     // Check everything before writing anything.
     genesis.parse()?;

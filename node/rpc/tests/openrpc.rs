@@ -15,6 +15,7 @@ fn the_document_lists_every_registered_method_and_nothing_else() {
         gas_price_min: "0".into(),
         accounts: vec![],
         deploy_allow_list: None,
+        consensus: None,
     };
     let chain = Chain::open(ChainConfig::new(dir.path()), genesis.parse().unwrap()).unwrap();
     let solo = Solo::start(SoloConfig::default(), chain.clone()).unwrap();

@@ -202,6 +202,7 @@ struct Inner {
 #[derive(Clone)]
 pub struct RaftEngine {
     inner: Arc<Inner>,
+    tasks: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 fn now_ms() -> u64 {
@@ -280,10 +281,15 @@ impl RaftEngine {
             incoming: tokio::sync::Mutex::new(None),
             stop,
         });
-        tokio::spawn(propose_loop(inner.clone()));
-        tokio::spawn(forward_loop(inner.clone(), forwarded));
-        tokio::spawn(pump_loop(inner.clone()));
-        Ok(RaftEngine { inner })
+        let tasks = vec![
+            tokio::spawn(propose_loop(inner.clone())),
+            tokio::spawn(forward_loop(inner.clone(), forwarded)),
+            tokio::spawn(pump_loop(inner.clone())),
+        ];
+        Ok(RaftEngine {
+            inner,
+            tasks: Arc::new(std::sync::Mutex::new(tasks)),
+        })
     }
 
     /// What peers' requests are served with.
@@ -301,10 +307,16 @@ impl RaftEngine {
         &self.inner.db
     }
 
-    /// Stops openraft and the engine's tasks; waits for openraft to end.
+    /// Stops openraft and the engine's tasks, and waits for them to end:
+    /// once every clone of the engine is dropped too, nothing of it holds
+    /// the application or the log open.
     pub async fn shutdown(&self) {
         let _ = self.inner.stop.send(true);
         let _ = self.inner.raft.shutdown().await;
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|poison| poison.into_inner()));
+        for task in tasks {
+            let _ = task.await;
+        }
     }
 
     /// [`ClusterAdmin::change_membership`], asynchronously.
@@ -718,9 +730,13 @@ fn pool_holds_a_block(inner: &Inner) -> bool {
 /// Forwards submitted transactions to the leader in batches.
 async fn forward_loop(inner: Arc<Inner>, mut queue: mpsc::Receiver<Forwarded>) {
     let mut batch: Vec<Forwarded> = Vec::with_capacity(FORWARD_BATCH_MAX);
+    let mut stop = inner.stop.subscribe();
     loop {
-        let received = queue.recv_many(&mut batch, FORWARD_BATCH_MAX).await;
-        if received == 0 {
+        let received = tokio::select! {
+            received = queue.recv_many(&mut batch, FORWARD_BATCH_MAX) => received,
+            _ = stop.wait_for(|stopped| *stopped) => 0,
+        };
+        if received == 0 || inner.stopped() {
             return;
         }
         let waiting = std::mem::take(&mut batch);
@@ -772,7 +788,7 @@ async fn pump_loop(inner: Arc<Inner>) {
     let mut stop = inner.stop.subscribe();
     loop {
         tokio::select! {
-            _ = stop.changed() => return,
+            _ = stop.wait_for(|stopped| *stopped) => return,
             _ = tokio::time::sleep(inner.config.block_interval) => {}
         }
         if inner.is_leader() || inner.app.pending() == 0 {
