@@ -156,8 +156,16 @@ pub async fn read_frame(stream: &mut TcpStream, max: usize) -> std::io::Result<V
             format!("a frame of {len} bytes is over the limit of {max}"),
         ));
     }
-    let mut bytes = vec![0; len];
-    stream.read_exact(&mut bytes).await?;
+    // Memory grows with the bytes that arrive, not with the length a peer
+    // announces.
+    let mut bytes = Vec::with_capacity(len.min(64 * 1024));
+    (&mut *stream).take(len as u64).read_to_end(&mut bytes).await?;
+    if bytes.len() != len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the connection closed {} bytes into a frame of {len}", bytes.len()),
+        ));
+    }
     Ok(bytes)
 }
 
