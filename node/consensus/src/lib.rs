@@ -57,8 +57,9 @@ pub struct SubmitError {
 /// Stable codes of [`SubmitError`]s that an engine itself raises (the
 /// node's own admission codes live with the node).
 pub mod codes {
-    /// No leader is known, or it cannot be reached: try again shortly.
-    pub const NO_LEADER: i32 = -32020;
+    /// No leader is known, or it cannot be reached: try again shortly. Apart
+    /// from the chain's (-32001 to -32013) and the RPC's own (-32020 to -32023).
+    pub const NO_LEADER: i32 = -32030;
 }
 
 /// Transactions offered for the next block, with their hashes (computed

@@ -6,6 +6,7 @@
 
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod api;
 pub mod metrics;
 pub mod openrpc;
@@ -13,6 +14,7 @@ pub mod server;
 pub mod types;
 pub mod values;
 
+pub use admin::{AdminApiClient, AdminChange, start_admin};
 pub use api::{SteleApiClient, SteleApiServer};
 pub use server::{Rpc, RpcConfig, RpcServer, start};
 
