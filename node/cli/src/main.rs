@@ -3,6 +3,7 @@
 
 mod bench;
 mod client;
+mod cluster;
 mod contract;
 mod keys;
 mod node;
@@ -85,12 +86,81 @@ enum Command {
     },
     /// Load-test a running node with signed token transfers.
     Bench(bench::BenchArgs),
+    /// Set up a cluster, and change its membership.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Write genesis, node keys, admin tokens and one config per node (free
+    /// ports on 127.0.0.1), plus a client data dir with the funded `dev` key.
+    Init {
+        /// Voting members at genesis.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Extra nodes listed in genesis that join later (`stele cluster add`).
+        #[arg(long, default_value_t = 0)]
+        spare: usize,
+        /// Where to write (must be new or empty).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The ordering engine.
+        #[arg(long, default_value = "raft")]
+        engine: String,
+        /// Chain id.
+        #[arg(long, default_value = "stele-cluster")]
+        chain_id: String,
+        /// Time between blocks, in milliseconds.
+        #[arg(long, default_value_t = 250)]
+        block_interval_ms: u64,
+        /// Log entries between snapshots (the log is compacted after each).
+        #[arg(long, default_value_t = 10_000)]
+        snapshot_every_entries: u64,
+    },
+    /// Show a member's view of the cluster.
+    Status {
+        /// The config of the member to ask.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Add a node listed in genesis as a learner (it replicates, not votes).
+    Add {
+        /// Its id.
+        node_id: u64,
+        /// The config of any member (its admin port and token are used).
+        #[arg(long)]
+        config: PathBuf,
+        /// Its peer address (default: the one genesis lists).
+        #[arg(long)]
+        addr: Option<String>,
+    },
+    /// Make a learner a voting member.
+    Promote {
+        /// Its id.
+        node_id: u64,
+        /// The config of any member.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Remove a member or learner.
+    Remove {
+        /// Its id.
+        node_id: u64,
+        /// The config of any member.
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
 enum NodeCommand {
-    /// Start a node (with `--dev`, a one-node dev chain set up on first use).
+    /// Start a node (with `--dev`, a one-node dev chain set up on first use;
+    /// with `--config`, a cluster member written by `stele cluster init`).
     Start {
+        /// A cluster member's config file (other options are then unused).
+        #[arg(long, conflicts_with = "dev")]
+        config: Option<PathBuf>,
         /// Set up a dev chain if the data directory has none.
         #[arg(long)]
         dev: bool,
@@ -268,6 +338,11 @@ fn main() {
     let json = cli.json;
     let result = match cli.command {
         Command::Node(NodeCommand::Start {
+            config: Some(config),
+            ..
+        }) => cluster::start(&config),
+        Command::Node(NodeCommand::Start {
+            config: None,
             dev,
             data_dir,
             rpc_addr,
@@ -363,6 +438,44 @@ fn main() {
             &remote, &contract, topics, from, follow, json,
         )),
         Command::Bench(args) => client::block_on(bench::run(args, json)),
+        Command::Cluster(ClusterCommand::Init {
+            nodes,
+            spare,
+            dir,
+            engine,
+            chain_id,
+            block_interval_ms,
+            snapshot_every_entries,
+        }) => cluster::init(
+            cluster::InitOptions {
+                nodes,
+                spare,
+                dir,
+                engine,
+                chain_id,
+                block_interval_ms,
+                snapshot_every_entries,
+            },
+            json,
+        ),
+        Command::Cluster(ClusterCommand::Status { config }) => {
+            client::block_on(cluster::change(&config, cluster::Change::Status, json))
+        }
+        Command::Cluster(ClusterCommand::Add {
+            node_id,
+            config,
+            addr,
+        }) => client::block_on(cluster::change(
+            &config,
+            cluster::Change::Add { node_id, addr },
+            json,
+        )),
+        Command::Cluster(ClusterCommand::Promote { node_id, config }) => client::block_on(
+            cluster::change(&config, cluster::Change::Promote { node_id }, json),
+        ),
+        Command::Cluster(ClusterCommand::Remove { node_id, config }) => client::block_on(
+            cluster::change(&config, cluster::Change::Remove { node_id }, json),
+        ),
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");

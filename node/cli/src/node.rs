@@ -15,7 +15,7 @@ use stele_types::format_address;
 use crate::keys;
 
 /// Balance of the dev key on a dev chain.
-const DEV_BALANCE: &str = "1000000000000000000000000000000";
+pub(crate) const DEV_BALANCE: &str = "1000000000000000000000000000000";
 
 fn genesis_path(data_dir: &Path) -> PathBuf {
     data_dir.join("genesis.json")
@@ -106,13 +106,7 @@ pub struct StartOptions {
 
 /// Runs a node until SIGINT or SIGTERM.
 pub fn start(options: StartOptions) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_init();
     let data_dir = &options.data_dir;
     if !genesis_path(data_dir).exists() {
         if !options.dev {
@@ -129,6 +123,13 @@ pub fn start(options: StartOptions) -> anyhow::Result<()> {
     let genesis: Genesis = serde_json::from_str(&text)
         .with_context(|| format!("parsing {}", genesis_path(data_dir).display()))?;
     let spec = genesis.parse()?;
+    if let Some(consensus) = &spec.consensus {
+        bail!(
+            "{} names the `{}` engine: start each member with `stele node start --config <its config.json>`",
+            genesis_path(data_dir).display(),
+            consensus.engine
+        );
+    }
     let proposer = keys::address_of(&keys::load(data_dir, "node")?);
     if options.block_interval_ms == 0 || options.block_interval_ms > 60_000 {
         bail!(
@@ -182,7 +183,19 @@ pub fn start(options: StartOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub(crate) fn tracing_init() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("installing a SIGTERM handler");
     tokio::select! {
