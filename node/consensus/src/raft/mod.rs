@@ -68,6 +68,9 @@ pub const FORWARD_BATCH_MAX: usize = 1_024;
 /// of millions of entries).
 pub const SNAPSHOT_TRANSFER_BYTES_MAX: u64 = 64 * 1024 * 1024 * 1024;
 
+/// How long a membership change waits for a leader to be known.
+pub const MEMBERSHIP_LEADER_WAIT: Duration = Duration::from_secs(10);
+
 /// Configuration of one member. Every duration must be above zero.
 #[derive(Clone, Debug)]
 pub struct RaftConfig {
@@ -361,6 +364,13 @@ impl Inner {
         if !self.config.listed.contains(&node_id) {
             return Err(format!("node {node_id} is not listed in genesis"));
         }
+        // Right after a restart or during an election no leader is known
+        // yet: wait a little for one rather than refusing at once.
+        let _ = self
+            .raft
+            .wait(Some(MEMBERSHIP_LEADER_WAIT))
+            .metrics(|metrics| metrics.current_leader.is_some(), "a known leader")
+            .await;
         if !self.is_leader() {
             let (leader, addr) = self
                 .remote_leader()
