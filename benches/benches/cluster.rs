@@ -12,14 +12,15 @@
 //! - `cluster/failover/raft3`: the leader is shut down; the time until a
 //!   new leader has committed a transaction.
 //! - `cluster/catch_up/raft3_10k_blocks`: a follower stopped while the
-//!   others ordered 10,000 blocks restarts; the time until it has executed
-//!   them all.
+//!   others ordered 10,000 one-transaction blocks restarts; the time until
+//!   it has executed them all (each sample orders a fresh lag first, about
+//!   25 s on this machine).
 //!
 //! Run with `cargo bench -p stele-benches --bench cluster`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -344,19 +345,6 @@ fn commit_benches(c: &mut Criterion) {
     });
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("creating a directory");
-    for entry in std::fs::read_dir(from).expect("reading a directory") {
-        let entry = entry.expect("an entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("a type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copying a file");
-        }
-    }
-}
-
 async fn stop_node(node: Node) {
     if let Some((engine, server)) = node.raft {
         drop(server);
@@ -415,39 +403,28 @@ fn catch_up_benches(c: &mut Criterion) {
     // One transaction per block, so the lag is LAG_BLOCKS blocks.
     let one_per_block = |config: &mut RaftConfig| config.block_transactions_max = 1;
     let (mut nodes, members) = runtime.block_on(cluster(root.path(), &one_per_block));
+    let mut ids: Vec<u64> = members.keys().copied().collect();
     let mut senders = Senders::new();
-    let saved = root.path().join("saved");
-    let (lagging, target) = runtime.block_on(async {
-        let leader = wait_for_leader(&nodes, None).await;
-        let ids: Vec<u64> = members.keys().copied().collect();
-        let index = ids.iter().position(|id| *id != leader).expect("a follower");
-        let lagging = ids[index];
-        stop_node(nodes.remove(index)).await;
-        copy_dir(&root.path().join(format!("node-{lagging}")), &saved);
-        let started = Instant::now();
-        commit(&nodes, senders.next(LAG_BLOCKS)).await;
-        let target = nodes.iter().map(|node| node.chain.tip().height).min().expect("nodes");
-        eprintln!(
-            "ordered {LAG_BLOCKS} one-transaction blocks in {:.1} s with a follower down",
-            started.elapsed().as_secs_f64()
-        );
-        (lagging, target)
-    });
     let mut group = c.benchmark_group("cluster/catch_up");
     group.sample_size(10);
     group.sampling_mode(SamplingMode::Flat);
     group.warm_up_time(Duration::from_millis(100));
     group.measurement_time(Duration::from_secs(5));
-    let mut run = 0;
     group.bench_function("raft3_10k_blocks", |b| {
         b.iter_custom(|iterations| {
             let mut total = Duration::ZERO;
             for _ in 0..iterations {
-                run += 1;
-                let dir = root.path().join(format!("run-{run}"));
-                copy_dir(&saved, &dir);
                 runtime.block_on(async {
+                    // A follower stops; the others order LAG_BLOCKS blocks
+                    // (not measured); it restarts and catches up (measured).
+                    let leader = wait_for_leader(&nodes, None).await;
+                    let index = ids.iter().position(|id| *id != leader).expect("a follower");
+                    let lagging = ids.remove(index);
+                    stop_node(nodes.remove(index)).await;
+                    commit(&nodes, senders.next(LAG_BLOCKS)).await;
+                    let target = nodes.iter().map(|node| node.chain.tip().height).min().expect("nodes");
                     let started = Instant::now();
+                    let dir = root.path().join(format!("node-{lagging}"));
                     let node = start_member(lagging, &dir, &spec, &members, &one_per_block).await;
                     let deadline = started + Duration::from_secs(300);
                     while node.chain.tip().height < target {
@@ -455,9 +432,9 @@ fn catch_up_benches(c: &mut Criterion) {
                         tokio::time::sleep(Duration::from_millis(1)).await;
                     }
                     total += started.elapsed();
-                    stop_node(node).await;
+                    nodes.push(node);
+                    ids.push(lagging);
                 });
-                std::fs::remove_dir_all(&dir).expect("removing a run");
             }
             total
         })
