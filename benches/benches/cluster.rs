@@ -99,7 +99,10 @@ impl Senders {
                     nonce,
                     gas_limit: 1_000_000,
                     gas_price: 0,
-                    actions: vec![Action::Transfer { to: Address([9; 32]), amount: 1 }],
+                    actions: vec![Action::Transfer {
+                        to: Address([9; 32]),
+                        amount: 1,
+                    }],
                 }
                 .sign(&self.keys[sender])
             })
@@ -131,13 +134,19 @@ async fn start_member(
     tweak: &dyn Fn(&mut RaftConfig),
 ) -> Node {
     let addr: SocketAddr = members[&id].addr.parse().expect("an address");
-    let listener = tokio::net::TcpListener::bind(addr).await.expect("the member's port is free");
-    let chain = Chain::open(ChainConfig::new(dir.join("chain")), spec.clone()).expect("chain opens");
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .expect("the member's port is free");
+    let chain =
+        Chain::open(ChainConfig::new(dir.join("chain")), spec.clone()).expect("chain opens");
     let keys = Arc::new(PeerKeys {
         chain: spec.genesis_hash,
         node_id: id,
         key: node_key(id),
-        peers: members.keys().map(|&peer| (peer, node_key(peer).verifying_key())).collect(),
+        peers: members
+            .keys()
+            .map(|&peer| (peer, node_key(peer).verifying_key()))
+            .collect(),
     });
     let mut config = raft_config(id, dir, members);
     tweak(&mut config);
@@ -166,21 +175,31 @@ fn free_members(count: u64) -> BTreeMap<u64, NodeInfo> {
         .collect()
 }
 
-async fn cluster(root: &Path, tweak: &dyn Fn(&mut RaftConfig)) -> (Vec<Node>, BTreeMap<u64, NodeInfo>) {
+async fn cluster(
+    root: &Path,
+    tweak: &dyn Fn(&mut RaftConfig),
+) -> (Vec<Node>, BTreeMap<u64, NodeInfo>) {
     let spec = spec();
     let members = free_members(3);
     let mut nodes = Vec::new();
     for &id in members.keys() {
-        nodes.push(start_member(id, &root.join(format!("node-{id}")), &spec, &members, tweak).await);
+        nodes
+            .push(start_member(id, &root.join(format!("node-{id}")), &spec, &members, tweak).await);
     }
     wait_for_leader(&nodes, None).await;
     (nodes, members)
 }
 
 fn leader_of(nodes: &[Node]) -> Option<u64> {
-    let leaders: Vec<_> = nodes.iter().map(|node| node.ordering.status().leader).collect();
+    let leaders: Vec<_> = nodes
+        .iter()
+        .map(|node| node.ordering.status().leader)
+        .collect();
     let first = leaders.first().copied().flatten()?;
-    leaders.iter().all(|leader| *leader == Some(first)).then_some(first)
+    leaders
+        .iter()
+        .all(|leader| *leader == Some(first))
+        .then_some(first)
 }
 
 async fn wait_for_leader(nodes: &[Node], not: Option<u64>) -> u64 {
@@ -197,7 +216,11 @@ async fn wait_for_leader(nodes: &[Node], not: Option<u64>) -> u64 {
 }
 
 fn executed(chain: &Chain, hash: &TxHash) -> bool {
-    chain.store().locate(hash).expect("the store reads").is_some()
+    chain
+        .store()
+        .locate(hash)
+        .expect("the store reads")
+        .is_some()
 }
 
 /// Submits `transactions` to `nodes` in turn (retrying while no leader is
@@ -257,7 +280,10 @@ async fn commit(nodes: &[Node], transactions: Vec<SignedTransaction>) -> (Durati
         if done_submitting && waiting.iter().all(Vec::is_empty) {
             break;
         }
-        assert!(Instant::now() < deadline, "transactions not executed within 120 s");
+        assert!(
+            Instant::now() < deadline,
+            "transactions not executed within 120 s"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     for task in submitting {
@@ -283,7 +309,8 @@ fn report(name: &str, latencies: &mut [Duration], taken: Duration, count: usize)
 fn commit_benches(c: &mut Criterion) {
     let runtime = Runtime::new().expect("a runtime");
     let root = tempfile::tempdir().expect("a temp dir");
-    let solo_chain = Chain::open(ChainConfig::new(root.path().join("solo")), spec()).expect("opens");
+    let solo_chain =
+        Chain::open(ChainConfig::new(root.path().join("solo")), spec()).expect("opens");
     let solo = Solo::start(
         SoloConfig {
             block_interval: BLOCK_INTERVAL,
@@ -422,7 +449,11 @@ fn catch_up_benches(c: &mut Criterion) {
                     let lagging = ids.remove(index);
                     stop_node(nodes.remove(index)).await;
                     commit(&nodes, senders.next(LAG_BLOCKS)).await;
-                    let target = nodes.iter().map(|node| node.chain.tip().height).min().expect("nodes");
+                    let target = nodes
+                        .iter()
+                        .map(|node| node.chain.tip().height)
+                        .min()
+                        .expect("nodes");
                     let started = Instant::now();
                     let dir = root.path().join(format!("node-{lagging}"));
                     let node = start_member(lagging, &dir, &spec, &members, &one_per_block).await;

@@ -233,7 +233,11 @@ impl Genesis {
             gas_price_min: amount("gas_price_min", &self.gas_price_min)?,
             accounts,
             deploy_allow_list,
-            consensus: self.consensus.as_ref().map(GenesisConsensus::parse).transpose()?,
+            consensus: self
+                .consensus
+                .as_ref()
+                .map(GenesisConsensus::parse)
+                .transpose()?,
             genesis_hash: *blake3::hash(&canonical).as_bytes(),
         })
     }

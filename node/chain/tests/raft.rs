@@ -84,14 +84,26 @@ fn node_addr(id: u64) -> String {
 
 impl Cluster {
     /// A cluster whose first `members` of `listed` ids form it at genesis.
-    async fn start(listed: u64, members: u64, seed: u64, tune: fn(&mut RaftConfig)) -> Arc<Cluster> {
+    async fn start(
+        listed: u64,
+        members: u64,
+        seed: u64,
+        tune: fn(&mut RaftConfig),
+    ) -> Arc<Cluster> {
         let cluster = Arc::new(Cluster {
             net: MemoryNetwork::new(seed),
             spec: spec(),
             root: tempfile::tempdir().unwrap(),
             listed: (1..=listed).collect(),
             initial: (1..=members)
-                .map(|id| (id, NodeInfo { addr: node_addr(id) }))
+                .map(|id| {
+                    (
+                        id,
+                        NodeInfo {
+                            addr: node_addr(id),
+                        },
+                    )
+                })
                 .collect(),
             tune,
             nodes: Mutex::new(BTreeMap::new()),
@@ -123,7 +135,10 @@ impl Cluster {
             .await
             .unwrap();
         self.net.register(id, engine.handler());
-        self.nodes.lock().unwrap().insert(id, Node { chain, engine });
+        self.nodes
+            .lock()
+            .unwrap()
+            .insert(id, Node { chain, engine });
     }
 
     /// Stops a node as a crash would (nothing more is written), and waits
@@ -134,15 +149,19 @@ impl Cluster {
         node.engine.shutdown().await;
         drop(node.engine);
         let chain = node.chain;
-        wait_for(&format!("node {id} to let go of its chain"), Duration::from_secs(10), || {
-            Arc::strong_count(&chain) == 1
-        })
+        wait_for(
+            &format!("node {id} to let go of its chain"),
+            Duration::from_secs(10),
+            || Arc::strong_count(&chain) == 1,
+        )
         .await;
     }
 
     fn node(&self, id: u64) -> Option<(Arc<Chain>, RaftEngine)> {
         let nodes = self.nodes.lock().unwrap();
-        nodes.get(&id).map(|node| (node.chain.clone(), node.engine.clone()))
+        nodes
+            .get(&id)
+            .map(|node| (node.chain.clone(), node.engine.clone()))
     }
 
     fn running(&self) -> Vec<u64> {
@@ -160,21 +179,25 @@ impl Cluster {
     /// The leader every node in `among` agrees on, waiting for one.
     async fn leader(&self, among: &[u64]) -> u64 {
         let mut leader = None;
-        wait_for(&format!("a leader among {among:?}"), Duration::from_secs(15), || {
-            let seen: BTreeSet<Option<u64>> = among
-                .iter()
-                .map(|id| {
-                    let (_, engine) = self.node(*id).unwrap();
-                    let status = engine.status();
-                    status.leader.filter(|leader| among.contains(leader))
-                })
-                .collect();
-            leader = match seen.into_iter().collect::<Vec<_>>()[..] {
-                [Some(id)] => Some(id),
-                _ => None,
-            };
-            leader.is_some_and(|id| self.node(id).unwrap().1.status().role == "leader")
-        })
+        wait_for(
+            &format!("a leader among {among:?}"),
+            Duration::from_secs(15),
+            || {
+                let seen: BTreeSet<Option<u64>> = among
+                    .iter()
+                    .map(|id| {
+                        let (_, engine) = self.node(*id).unwrap();
+                        let status = engine.status();
+                        status.leader.filter(|leader| among.contains(leader))
+                    })
+                    .collect();
+                leader = match seen.into_iter().collect::<Vec<_>>()[..] {
+                    [Some(id)] => Some(id),
+                    _ => None,
+                };
+                leader.is_some_and(|id| self.node(id).unwrap().1.status().role == "leader")
+            },
+        )
         .await;
         leader.unwrap()
     }
@@ -182,9 +205,11 @@ impl Cluster {
     /// Waits until `acked` has grown by `more`.
     async fn more_acked(&self, more: usize, limit: Duration) {
         let target = self.acked() + more;
-        wait_for(&format!("{more} more acknowledged transactions"), limit, || {
-            self.acked() >= target
-        })
+        wait_for(
+            &format!("{more} more acknowledged transactions"),
+            limit,
+            || self.acked() >= target,
+        )
         .await;
     }
 
@@ -208,7 +233,11 @@ impl Cluster {
         let nodes = self.nodes.lock().unwrap();
         let mut blocks: BTreeMap<u64, BTreeMap<u64, ([u8; 32], [u8; 32])>> = BTreeMap::new();
         for (id, node) in nodes.iter() {
-            assert!(node.chain.halted().is_none(), "node {id} halted: {:?}", node.chain.halted());
+            assert!(
+                node.chain.halted().is_none(),
+                "node {id} halted: {:?}",
+                node.chain.halted()
+            );
             let store = node.chain.store();
             let tip = node.chain.tip().height;
             let mut previous: Option<[u8; 32]> = None;
@@ -217,7 +246,10 @@ impl Cluster {
                     Some(block) => {
                         assert_eq!(block.header.height, height);
                         if let Some(parent) = previous {
-                            assert_eq!(block.header.parent_hash, parent, "node {id} height {height}: parent link");
+                            assert_eq!(
+                                block.header.parent_hash, parent,
+                                "node {id} height {height}: parent link"
+                            );
                         }
                         let hash = block.header.hash();
                         previous = Some(hash);
@@ -234,7 +266,10 @@ impl Cluster {
         for (height, by_node) in &blocks {
             let first = by_node.values().next().unwrap();
             for (id, seen) in by_node {
-                assert_eq!(seen, first, "node {id} differs at height {height}: {by_node:?}");
+                assert_eq!(
+                    seen, first,
+                    "node {id} differs at height {height}: {by_node:?}"
+                );
             }
         }
         let acked = self.acked.lock().unwrap();
@@ -245,12 +280,19 @@ impl Cluster {
                 match node.chain.store().locate(hash).unwrap() {
                     Some(location) => {
                         let receipt = node.chain.store().receipt(location).unwrap().unwrap();
-                        assert_eq!(receipt.status, ReceiptStatus::Success, "node {id}: {hash:?}");
+                        assert_eq!(
+                            receipt.status,
+                            ReceiptStatus::Success,
+                            "node {id}: {hash:?}"
+                        );
                     }
                     None => {
                         // A node that caught up by snapshot has the state only.
                         assert!(!history, "node {id} lost acknowledged transaction {hash:?}");
-                        assert!(node.chain.nonce(signer).unwrap() > *nonce, "node {id}: nonce of {hash:?}");
+                        assert!(
+                            node.chain.nonce(signer).unwrap() > *nonce,
+                            "node {id}: nonce of {hash:?}"
+                        );
                     }
                 }
             }
@@ -288,7 +330,12 @@ impl Load {
     }
 }
 
-async fn client(cluster: Arc<Cluster>, key: SigningKey, stop: watch::Receiver<bool>, turn: Arc<AtomicUsize>) {
+async fn client(
+    cluster: Arc<Cluster>,
+    key: SigningKey,
+    stop: watch::Receiver<bool>,
+    turn: Arc<AtomicUsize>,
+) {
     let me = address(&key);
     let mut nonce = 0;
     while !*stop.borrow() {
@@ -322,9 +369,9 @@ async fn client(cluster: Arc<Cluster>, key: SigningKey, stop: watch::Receiver<bo
         let deadline = Instant::now() + Duration::from_secs(2);
         while Instant::now() < deadline && !*stop.borrow() {
             let seen = cluster.running().into_iter().any(|id| {
-                cluster.node(id).is_some_and(|(chain, _)| {
-                    chain.store().locate(&hash).ok().flatten().is_some()
-                })
+                cluster
+                    .node(id)
+                    .is_some_and(|(chain, _)| chain.store().locate(&hash).ok().flatten().is_some())
             });
             if seen {
                 cluster.acked.lock().unwrap().push((hash, me, nonce));
@@ -351,7 +398,10 @@ async fn a_new_leader_takes_over_when_the_leader_crashes_and_the_old_one_catches
     let new_leader = cluster.leader(&survivors).await;
     assert_ne!(new_leader, leader);
     cluster.more_acked(40, Duration::from_secs(20)).await;
-    assert!(cluster.tip(new_leader) > before, "the new leader committed nothing");
+    assert!(
+        cluster.tip(new_leader) > before,
+        "the new leader committed nothing"
+    );
 
     cluster.boot(leader).await;
     cluster.more_acked(30, Duration::from_secs(20)).await;
@@ -367,14 +417,22 @@ async fn a_leader_isolated_in_a_minority_commits_nothing() {
     let load = Load::start(&cluster);
     cluster.more_acked(30, Duration::from_secs(20)).await;
 
-    let others: Vec<u64> = cluster.running().into_iter().filter(|id| *id != leader).collect();
+    let others: Vec<u64> = cluster
+        .running()
+        .into_iter()
+        .filter(|id| *id != leader)
+        .collect();
     cluster.net.isolate(leader, &others);
     let new_leader = cluster.leader(&others).await;
     assert_ne!(new_leader, leader);
     // Whatever was in flight at the cut has settled by the election.
     let frozen = cluster.tip(leader);
     cluster.more_acked(40, Duration::from_secs(30)).await;
-    assert_eq!(cluster.tip(leader), frozen, "the isolated leader executed a block");
+    assert_eq!(
+        cluster.tip(leader),
+        frozen,
+        "the isolated leader executed a block"
+    );
     assert!(cluster.tip(new_leader) > frozen);
 
     cluster.net.heal();
@@ -396,9 +454,17 @@ async fn a_partition_heals_on_a_lossy_network() {
     let load = Load::start(&cluster);
     cluster.more_acked(30, Duration::from_secs(30)).await;
 
-    let partner = cluster.running().into_iter().find(|id| *id != leader).unwrap();
+    let partner = cluster
+        .running()
+        .into_iter()
+        .find(|id| *id != leader)
+        .unwrap();
     let minority = [leader, partner];
-    let majority: Vec<u64> = cluster.running().into_iter().filter(|id| !minority.contains(id)).collect();
+    let majority: Vec<u64> = cluster
+        .running()
+        .into_iter()
+        .filter(|id| !minority.contains(id))
+        .collect();
     cluster.net.partition(&[&minority, &majority]);
     let new_leader = cluster.leader(&majority).await;
     let frozen: Vec<u64> = minority.iter().map(|id| cluster.tip(*id)).collect();
@@ -414,7 +480,10 @@ async fn a_partition_heals_on_a_lossy_network() {
     cluster.converge().await;
     cluster.check();
     let (delivered, dropped) = cluster.net.counts();
-    assert!(dropped > 0 && delivered > dropped, "faults were not exercised: {delivered} delivered, {dropped} dropped");
+    assert!(
+        dropped > 0 && delivered > dropped,
+        "faults were not exercised: {delivered} delivered, {dropped} dropped"
+    );
 }
 
 fn compacting(config: &mut RaftConfig) {
@@ -429,44 +498,74 @@ async fn membership_changes_under_load_and_a_new_node_catches_up_by_snapshot() {
     let load = Load::start(&cluster);
     // Enough entries that the log has been compacted past its start.
     let (_, engine) = cluster.node(leader).unwrap();
-    wait_for("the leader to compact its log", Duration::from_secs(60), || {
-        engine
-            .raft()
-            .metrics()
-            .borrow()
-            .purged
-            .is_some_and(|purged| purged.index > 10)
-    })
+    wait_for(
+        "the leader to compact its log",
+        Duration::from_secs(60),
+        || {
+            engine
+                .raft()
+                .metrics()
+                .borrow()
+                .purged
+                .is_some_and(|purged| purged.index > 10)
+        },
+    )
     .await;
     drop(engine);
 
     cluster.boot(4).await;
     // Asked of a follower: it forwards to the leader.
-    let follower = cluster.running().into_iter().find(|id| *id != leader && *id != 4).unwrap();
+    let follower = cluster
+        .running()
+        .into_iter()
+        .find(|id| *id != leader && *id != 4)
+        .unwrap();
     let (_, engine) = cluster.node(follower).unwrap();
     engine
-        .change(MembershipChange::AddLearner { node_id: 4, addr: node_addr(4) })
+        .change(MembershipChange::AddLearner {
+            node_id: 4,
+            addr: node_addr(4),
+        })
         .await
         .unwrap();
-    let refused = engine.change(MembershipChange::Promote { node_id: 9 }).await;
+    let refused = engine
+        .change(MembershipChange::Promote { node_id: 9 })
+        .await;
     assert!(refused.unwrap_err().contains("not listed in genesis"));
     let target = cluster.tip(leader);
     let (learner, _) = cluster.node(4).unwrap();
-    let reached = tokio::task::spawn_blocking(move || learner.wait_executed(target, Duration::from_secs(30)))
-        .await
-        .unwrap();
+    let reached =
+        tokio::task::spawn_blocking(move || learner.wait_executed(target, Duration::from_secs(30)))
+            .await
+            .unwrap();
     assert!(reached.is_some(), "the learner did not catch up");
     let (learner, learner_engine) = cluster.node(4).unwrap();
-    assert!(learner.store().block(1).unwrap().is_none(), "the learner replayed the log instead of installing a snapshot");
+    assert!(
+        learner.store().block(1).unwrap().is_none(),
+        "the learner replayed the log instead of installing a snapshot"
+    );
     assert_eq!(learner_engine.status().role, "learner");
     drop((learner, learner_engine));
 
-    engine.change(MembershipChange::Promote { node_id: 4 }).await.unwrap();
-    engine.change(MembershipChange::Remove { node_id: leader }).await.unwrap();
+    engine
+        .change(MembershipChange::Promote { node_id: 4 })
+        .await
+        .unwrap();
+    engine
+        .change(MembershipChange::Remove { node_id: leader })
+        .await
+        .unwrap();
     drop(engine);
-    let remaining: Vec<u64> = cluster.running().into_iter().filter(|id| *id != leader).collect();
+    let remaining: Vec<u64> = cluster
+        .running()
+        .into_iter()
+        .filter(|id| *id != leader)
+        .collect();
     let status = cluster.node(4).unwrap().1.status();
-    assert!(status.members.contains(&4) && !status.members.contains(&leader), "{status:?}");
+    assert!(
+        status.members.contains(&4) && !status.members.contains(&leader),
+        "{status:?}"
+    );
     cluster.crash(leader).await;
     let new_leader = cluster.leader(&remaining).await;
     assert_ne!(new_leader, leader);
@@ -483,7 +582,11 @@ async fn a_node_that_lost_the_tail_of_its_log_recovers() {
     let load = Load::start(&cluster);
     cluster.more_acked(40, Duration::from_secs(20)).await;
 
-    let follower = cluster.running().into_iter().find(|id| *id != leader).unwrap();
+    let follower = cluster
+        .running()
+        .into_iter()
+        .find(|id| *id != leader)
+        .unwrap();
     cluster.crash(follower).await;
     {
         let db = RaftDb::open(&cluster.raft_dir(follower).join("log")).unwrap();

@@ -12,8 +12,8 @@ use borsh::BorshDeserialize;
 use ed25519_dalek::{Signer, SigningKey};
 use stele_chain::{Chain, ChainConfig, Genesis, GenesisAccount};
 use stele_consensus::raft::tcp::{
-    Auth, Hello, PeerKeys, TcpServer, TcpTransport, client_transcript, read_frame, write_frame,
-    HANDSHAKE_FRAME_BYTES_MAX,
+    Auth, HANDSHAKE_FRAME_BYTES_MAX, Hello, PeerKeys, TcpServer, TcpTransport, client_transcript,
+    read_frame, write_frame,
 };
 use stele_consensus::raft::types::NodeInfo;
 use stele_consensus::raft::{RaftConfig, RaftEngine};
@@ -52,7 +52,9 @@ fn keys_of(id: u64, chain: [u8; 32], key: SigningKey) -> Arc<PeerKeys> {
         chain,
         node_id: id,
         key,
-        peers: (1..=3).map(|peer| (peer, node_key(peer).verifying_key())).collect(),
+        peers: (1..=3)
+            .map(|peer| (peer, node_key(peer).verifying_key()))
+            .collect(),
     })
 }
 
@@ -96,7 +98,11 @@ async fn cluster(root: &std::path::Path) -> (Vec<Member>, [u8; 32]) {
             .await
             .unwrap();
         let server = TcpServer::start(listener, keys, engine.handler()).unwrap();
-        nodes.push(Member { chain, engine, server });
+        nodes.push(Member {
+            chain,
+            engine,
+            server,
+        });
     }
     (nodes, spec.genesis_hash)
 }
@@ -112,7 +118,10 @@ async fn commits(nodes: &[Member], via: usize, first_nonce: u64, count: u64) {
             nonce,
             gas_limit: 1_000_000,
             gas_price: 1,
-            actions: vec![Action::Transfer { to: Address([9; 32]), amount: 1 }],
+            actions: vec![Action::Transfer {
+                to: Address([9; 32]),
+                amount: 1,
+            }],
         }
         .sign(&key);
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -124,9 +133,15 @@ async fn commits(nodes: &[Member], via: usize, first_nonce: u64, count: u64) {
     }
     let account = Address(key.verifying_key().to_bytes());
     for (index, node) in nodes.iter().enumerate() {
-        wait_for(&format!("node {} to execute nonce {}", index + 1, first_nonce + count - 1), Duration::from_secs(20), || {
-            node.chain.nonce(&account).unwrap() >= first_nonce + count
-        })
+        wait_for(
+            &format!(
+                "node {} to execute nonce {}",
+                index + 1,
+                first_nonce + count - 1
+            ),
+            Duration::from_secs(20),
+            || node.chain.nonce(&account).unwrap() >= first_nonce + count,
+        )
         .await;
     }
 }
@@ -134,7 +149,9 @@ async fn commits(nodes: &[Member], via: usize, first_nonce: u64, count: u64) {
 /// Connects to `addr` and reads the greeting.
 async fn greeted(addr: std::net::SocketAddr) -> (TcpStream, Hello) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let frame = read_frame(&mut stream, HANDSHAKE_FRAME_BYTES_MAX).await.unwrap();
+    let frame = read_frame(&mut stream, HANDSHAKE_FRAME_BYTES_MAX)
+        .await
+        .unwrap();
     (stream, Hello::try_from_slice(&frame).unwrap())
 }
 
@@ -148,9 +165,16 @@ async fn closed(mut stream: TcpStream) -> bool {
 }
 
 async fn refused_with(server: &TcpServer, words: &str) {
-    wait_for(&format!("a refusal saying `{words}`"), Duration::from_secs(10), || {
-        server.refusals().iter().any(|refusal| refusal.contains(words))
-    })
+    wait_for(
+        &format!("a refusal saying `{words}`"),
+        Duration::from_secs(10),
+        || {
+            server
+                .refusals()
+                .iter()
+                .any(|refusal| refusal.contains(words))
+        },
+    )
     .await;
 }
 
@@ -172,7 +196,14 @@ async fn hostile_peers_are_refused_and_the_cluster_goes_on() {
     use stele_consensus::raft::network::Transport;
     use stele_consensus::raft::wire::PeerRequest;
     let answer = stranger
-        .call(1, &addr.to_string(), PeerRequest::Submit { transactions: vec![] }, Duration::from_secs(5))
+        .call(
+            1,
+            &addr.to_string(),
+            PeerRequest::Submit {
+                transactions: vec![],
+            },
+            Duration::from_secs(5),
+        )
         .await;
     assert!(answer.is_err(), "an unlisted node was served: {answer:?}");
     refused_with(target, "node 7 is not listed in genesis").await;
@@ -180,7 +211,14 @@ async fn hostile_peers_are_refused_and_the_cluster_goes_on() {
     // A listed id, signed with another key.
     let impostor = TcpTransport::new(keys_of(2, chain, SigningKey::from_bytes(&[78; 32])));
     let answer = impostor
-        .call(1, &addr.to_string(), PeerRequest::Submit { transactions: vec![] }, Duration::from_secs(5))
+        .call(
+            1,
+            &addr.to_string(),
+            PeerRequest::Submit {
+                transactions: vec![],
+            },
+            Duration::from_secs(5),
+        )
         .await;
     assert!(answer.is_err(), "an impostor was served: {answer:?}");
     refused_with(target, "the proof of node 2 does not verify").await;
@@ -207,15 +245,23 @@ async fn hostile_peers_are_refused_and_the_cluster_goes_on() {
         challenge: mine,
         signature: key.sign(&client_transcript(&hello, 2, &mine)).to_bytes(),
     };
-    write_frame(&mut stream, &borsh::to_vec(&auth).unwrap()).await.unwrap();
+    write_frame(&mut stream, &borsh::to_vec(&auth).unwrap())
+        .await
+        .unwrap();
     let accepted = read_frame(&mut stream, HANDSHAKE_FRAME_BYTES_MAX).await;
     assert!(accepted.is_ok(), "the genuine proof was refused");
     // An authenticated frame over the frame limit is refused too.
     stream.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
     assert!(closed(stream).await);
-    refused_with(target, "node 2: a frame of 4294967295 bytes is over the limit").await;
+    refused_with(
+        target,
+        "node 2: a frame of 4294967295 bytes is over the limit",
+    )
+    .await;
     let (mut stream, _) = greeted(addr).await;
-    write_frame(&mut stream, &borsh::to_vec(&auth).unwrap()).await.unwrap();
+    write_frame(&mut stream, &borsh::to_vec(&auth).unwrap())
+        .await
+        .unwrap();
     assert!(closed(stream).await);
     refused_with(target, "does not verify (wrong key, or replayed)").await;
 
@@ -230,7 +276,15 @@ async fn hostile_peers_are_refused_and_the_cluster_goes_on() {
     let height = tips.iter().map(|tip| tip.height).min().unwrap();
     let hashes: BTreeSet<_> = nodes
         .iter()
-        .map(|node| node.chain.store().block(height).unwrap().unwrap().header.hash())
+        .map(|node| {
+            node.chain
+                .store()
+                .block(height)
+                .unwrap()
+                .unwrap()
+                .header
+                .hash()
+        })
         .collect();
     assert_eq!(hashes.len(), 1, "the nodes differ at height {height}");
     for node in &nodes {

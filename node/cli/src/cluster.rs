@@ -153,7 +153,10 @@ pub fn init(options: InitOptions, json: bool) -> anyhow::Result<()> {
             .next()
             .is_some()
     {
-        bail!("{} is not empty; choose a new directory", options.dir.display());
+        bail!(
+            "{} is not empty; choose a new directory",
+            options.dir.display()
+        );
     }
     std::fs::create_dir_all(&options.dir)
         .with_context(|| format!("creating {}", options.dir.display()))?;
@@ -173,7 +176,10 @@ pub fn init(options: InitOptions, json: bool) -> anyhow::Result<()> {
         let key = keys::generate(&node_dir, "node")?;
         let mut token = [0u8; 32];
         getrandom::fill(&mut token).map_err(|error| anyhow::anyhow!("no randomness: {error}"))?;
-        keys::write_private(&node_dir.join(ADMIN_TOKEN_FILE), hex::encode(token).as_bytes())?;
+        keys::write_private(
+            &node_dir.join(ADMIN_TOKEN_FILE),
+            hex::encode(token).as_bytes(),
+        )?;
         let config = NodeConfig {
             data_dir: PathBuf::from("."),
             node_id: id,
@@ -309,9 +315,20 @@ pub fn start(path: &Path) -> anyhow::Result<()> {
         .nodes
         .iter()
         .filter(|node| node.member)
-        .map(|node| (node.id, NodeInfo { addr: node.addr.clone() }))
+        .map(|node| {
+            (
+                node.id,
+                NodeInfo {
+                    addr: node.addr.clone(),
+                },
+            )
+        })
         .collect::<BTreeMap<_, _>>();
-    raft.listed = consensus.nodes.iter().map(|node| node.id).collect::<BTreeSet<_>>();
+    raft.listed = consensus
+        .nodes
+        .iter()
+        .map(|node| node.id)
+        .collect::<BTreeSet<_>>();
     raft.proposer = keys::address_of(&key);
     raft.block_interval = Duration::from_millis(config.block_interval_ms);
     raft.snapshot_every_entries = config.snapshot_every_entries;
@@ -342,8 +359,8 @@ pub fn start(path: &Path) -> anyhow::Result<()> {
         let engine = RaftEngine::start(raft, chain.clone(), TcpTransport::new(peer_keys.clone()))
             .await
             .map_err(|error| anyhow::anyhow!("starting the raft engine: {error}"))?;
-        let peers = TcpServer::start(listener, peer_keys, engine.handler())
-            .context("serving peers")?;
+        let peers =
+            TcpServer::start(listener, peer_keys, engine.handler()).context("serving peers")?;
         let engine = Arc::new(engine);
         let ordering: Arc<dyn Ordering> = engine.clone();
         let cluster: Arc<dyn ClusterAdmin> = engine.clone();

@@ -45,7 +45,11 @@ impl Proxy {
             delay_ms: Arc::new(AtomicU64::new(0)),
             open: Arc::new(Mutex::new(Vec::new())),
         };
-        let (cut, delay_ms, open) = (proxy.cut.clone(), proxy.delay_ms.clone(), proxy.open.clone());
+        let (cut, delay_ms, open) = (
+            proxy.cut.clone(),
+            proxy.delay_ms.clone(),
+            proxy.open.clone(),
+        );
         tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
                 if cut.load(Ordering::SeqCst) {
@@ -58,7 +62,10 @@ impl Proxy {
                 let (out_read, out_write) = outbound.into_split();
                 let mut open = open.lock().unwrap();
                 for (read, write) in [
-                    (Box::new(in_read) as Box<dyn tokio::io::AsyncRead + Send + Unpin>, Box::new(out_write) as Box<dyn tokio::io::AsyncWrite + Send + Unpin>),
+                    (
+                        Box::new(in_read) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+                        Box::new(out_write) as Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
+                    ),
                     (Box::new(out_read), Box::new(in_write)),
                 ] {
                     let delay_ms = delay_ms.clone();
@@ -116,7 +123,9 @@ struct Member {
 impl Member {
     fn spawn(&mut self) {
         self.starts += 1;
-        self.log = self.config.with_file_name(format!("stele-{}.log", self.starts));
+        self.log = self
+            .config
+            .with_file_name(format!("stele-{}.log", self.starts));
         let child = Command::new(STELE)
             .args(["node", "start", "--config"])
             .arg(&self.config)
@@ -150,7 +159,11 @@ impl Member {
         if let Some(child) = &mut self.child
             && let Some(status) = child.try_wait().unwrap()
         {
-            panic!("node {} exited with {status}:\n{}", self.id, self.log_text());
+            panic!(
+                "node {} exited with {status}:\n{}",
+                self.id,
+                self.log_text()
+            );
         }
     }
 }
@@ -162,7 +175,11 @@ impl Drop for Member {
 }
 
 fn cli(args: &[&str]) -> serde_json::Value {
-    let output = Command::new(STELE).arg("--json").args(args).output().unwrap();
+    let output = Command::new(STELE)
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
     assert!(
         output.status.success(),
         "stele {args:?} failed:\n{}\n{}",
@@ -173,8 +190,15 @@ fn cli(args: &[&str]) -> serde_json::Value {
 }
 
 fn cli_fails(args: &[&str]) -> String {
-    let output = Command::new(STELE).arg("--json").args(args).output().unwrap();
-    assert!(!output.status.success(), "stele {args:?} should have failed");
+    let output = Command::new(STELE)
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        !output.status.success(),
+        "stele {args:?} should have failed"
+    );
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
@@ -216,14 +240,18 @@ async fn status(rpc: &str) -> Option<ConsensusStatus> {
 
 /// The leader every member at `rpcs` agrees on (other than `not`).
 async fn agreed_leader(rpcs: &[String], not: Option<u64>) -> u64 {
-    eventually("a leader all members agree on", Duration::from_secs(30), || async {
-        let mut leaders = Vec::new();
-        for rpc in rpcs {
-            leaders.push(status(rpc).await?.leader?);
-        }
-        (leaders.windows(2).all(|pair| pair[0] == pair[1]) && Some(leaders[0]) != not)
-            .then(|| leaders[0])
-    })
+    eventually(
+        "a leader all members agree on",
+        Duration::from_secs(30),
+        || async {
+            let mut leaders = Vec::new();
+            for rpc in rpcs {
+                leaders.push(status(rpc).await?.leader?);
+            }
+            (leaders.windows(2).all(|pair| pair[0] == pair[1]) && Some(leaders[0]) != not)
+                .then(|| leaders[0])
+        },
+    )
     .await
 }
 
@@ -271,14 +299,20 @@ async fn sender(
             nonce,
             gas_limit: 1_000_000,
             gas_price: 0,
-            actions: vec![Action::Transfer { to: Address([7; 32]), amount: 1 }],
+            actions: vec![Action::Transfer {
+                to: Address([7; 32]),
+                amount: 1,
+            }],
         }
         .sign(&key);
         let encoded = hex::encode(encode_transaction(&tx));
         let hash = hex::encode(tx.hash());
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            assert!(Instant::now() < deadline, "transaction {hash} (nonce {nonce}) never executed");
+            assert!(
+                Instant::now() < deadline,
+                "transaction {hash} (nonce {nonce}) never executed"
+            );
             turn += 1;
             let client = &clients[turn % clients.len()];
             match client.tx_send(encoded.clone(), Some(Wait::Executed)).await {
@@ -370,15 +404,23 @@ fn three_processes_survive_sigkill_of_the_leader_and_a_learner_joins_by_snapshot
         }
         std::fs::write(&path, serde_json::to_string_pretty(&genesis).unwrap()).unwrap();
     }
-    let configs: Vec<String> = members.iter().map(|member| member.config.to_str().unwrap().to_string()).collect();
+    let configs: Vec<String> = members
+        .iter()
+        .map(|member| member.config.to_str().unwrap().to_string())
+        .collect();
     let config = |index: usize| configs[index].clone();
 
     for member in &mut members[..3] {
         member.spawn();
     }
-    let rpcs: Vec<String> = members[..3].iter().map(|member| member.rpc.clone()).collect();
+    let rpcs: Vec<String> = members[..3]
+        .iter()
+        .map(|member| member.rpc.clone())
+        .collect();
     let leader = runtime.block_on(agreed_leader(&rpcs, None));
-    let info = runtime.block_on(members[0].client().chain_get_info()).unwrap();
+    let info = runtime
+        .block_on(members[0].client().chain_get_info())
+        .unwrap();
     assert_eq!(info.engine, "raft");
 
     // Operator methods: on the admin port with the token only, and not on
@@ -395,14 +437,22 @@ fn three_processes_survive_sigkill_of_the_leader_and_a_learner_joins_by_snapshot
         use jsonrpsee::core::client::ClientT;
         members[1]
             .client()
-            .request("admin_status", jsonrpsee::rpc_params![token_path.display().to_string()])
+            .request(
+                "admin_status",
+                jsonrpsee::rpc_params![token_path.display().to_string()],
+            )
             .await
     });
-    assert!(public.is_err(), "the public port serves admin_status: {public:?}");
+    assert!(
+        public.is_err(),
+        "the public port serves admin_status: {public:?}"
+    );
 
     // Fund four senders from the dev key, then load from all four.
     let dev = load_key(&client_dir.join("keys/dev.json"));
-    let senders: Vec<SigningKey> = (1..=4u8).map(|seed| SigningKey::from_bytes(&[seed; 32])).collect();
+    let senders: Vec<SigningKey> = (1..=4u8)
+        .map(|seed| SigningKey::from_bytes(&[seed; 32]))
+        .collect();
     runtime.block_on(async {
         let client = members[0].client();
         for (nonce, sender) in senders.iter().enumerate() {
@@ -441,45 +491,68 @@ fn three_processes_survive_sigkill_of_the_leader_and_a_learner_joins_by_snapshot
             ))
         })
         .collect();
-    runtime.block_on(eventually("100 acknowledged transfers", Duration::from_secs(60), || async {
-        (acked_count(&acked).await >= 100).then_some(())
-    }));
+    runtime.block_on(eventually(
+        "100 acknowledged transfers",
+        Duration::from_secs(60),
+        || async { (acked_count(&acked).await >= 100).then_some(()) },
+    ));
 
     // SIGKILL the leader under load: a new leader commits again.
-    let old = members.iter().position(|member| member.id == leader).unwrap();
+    let old = members
+        .iter()
+        .position(|member| member.id == leader)
+        .unwrap();
     members[old].kill();
-    let survivors: Vec<String> = rpcs.iter().filter(|rpc| **rpc != members[old].rpc).cloned().collect();
+    let survivors: Vec<String> = rpcs
+        .iter()
+        .filter(|rpc| **rpc != members[old].rpc)
+        .cloned()
+        .collect();
     let killed_at = acked_count_now(&acked);
     let new_leader = runtime.block_on(agreed_leader(&survivors, Some(leader)));
     assert_ne!(new_leader, leader);
-    runtime.block_on(eventually("commits after the kill", Duration::from_secs(60), || async {
-        (acked_count(&acked).await >= killed_at + 100).then_some(())
-    }));
+    runtime.block_on(eventually(
+        "commits after the kill",
+        Duration::from_secs(60),
+        || async { (acked_count(&acked).await >= killed_at + 100).then_some(()) },
+    ));
 
     // The old leader restarts and catches up; meanwhile a cut of a
     // follower's link heals.
     members[old].spawn();
-    let follower = (0..3).find(|&index| index != old && members[index].id != new_leader).unwrap();
+    let follower = (0..3)
+        .find(|&index| index != old && members[index].id != new_leader)
+        .unwrap();
     proxies[follower].cut();
     let during_cut = acked_count_now(&acked);
-    runtime.block_on(eventually("commits with a follower cut off", Duration::from_secs(60), || async {
-        (acked_count(&acked).await >= during_cut + 50).then_some(())
-    }));
+    runtime.block_on(eventually(
+        "commits with a follower cut off",
+        Duration::from_secs(60),
+        || async { (acked_count(&acked).await >= during_cut + 50).then_some(()) },
+    ));
     proxies[follower].heal();
-    let target = runtime.block_on(height(&members[(old + 1) % 3].rpc)).unwrap();
+    let target = runtime
+        .block_on(height(&members[(old + 1) % 3].rpc))
+        .unwrap();
     for index in [old, follower] {
         let rpc = members[index].rpc.clone();
-        runtime.block_on(eventually("a restarted or cut-off node catching up", Duration::from_secs(60), || {
-            let rpc = rpc.clone();
-            async move { (height(&rpc).await? >= target).then_some(()) }
-        }));
+        runtime.block_on(eventually(
+            "a restarted or cut-off node catching up",
+            Duration::from_secs(60),
+            || {
+                let rpc = rpc.clone();
+                async move { (height(&rpc).await? >= target).then_some(()) }
+            },
+        ));
         members[index].check_alive();
     }
 
     // The log has been compacted (snapshots were built): node 4 joins as a
     // learner, catches up by snapshot, and is promoted.
     assert!(
-        members[..3].iter().any(|member| member.log_text().contains("built a snapshot")),
+        members[..3]
+            .iter()
+            .any(|member| member.log_text().contains("built a snapshot")),
         "no member built a snapshot"
     );
     members[3].spawn();
@@ -487,12 +560,18 @@ fn three_processes_survive_sigkill_of_the_leader_and_a_learner_joins_by_snapshot
     assert_eq!(added["node_id"], members[old].id, "{added}");
     let leader_rpc = members[new_index(&members, new_leader)].rpc.clone();
     membership(&runtime, &leader_rpc, &[1, 2, 3], &[4]);
-    let target = runtime.block_on(height(&members[new_index(&members, new_leader)].rpc)).unwrap();
+    let target = runtime
+        .block_on(height(&members[new_index(&members, new_leader)].rpc))
+        .unwrap();
     let learner = members[3].rpc.clone();
-    runtime.block_on(eventually("the learner catching up", Duration::from_secs(60), || {
-        let learner = learner.clone();
-        async move { (height(&learner).await? >= target).then_some(()) }
-    }));
+    runtime.block_on(eventually(
+        "the learner catching up",
+        Duration::from_secs(60),
+        || {
+            let learner = learner.clone();
+            async move { (height(&learner).await? >= target).then_some(()) }
+        },
+    ));
     assert!(
         members[3].log_text().contains("installed a snapshot"),
         "the learner did not catch up by snapshot:\n{}",
@@ -504,10 +583,22 @@ fn three_processes_survive_sigkill_of_the_leader_and_a_learner_joins_by_snapshot
     // `stele bench` through a follower, with the client data dir.
     let all: Vec<String> = members.iter().map(|member| member.rpc.clone()).collect();
     let leader_now = runtime.block_on(agreed_leader(&all, None));
-    let follower_rpc = members.iter().find(|member| member.id != leader_now).unwrap().rpc.clone();
+    let follower_rpc = members
+        .iter()
+        .find(|member| member.id != leader_now)
+        .unwrap()
+        .rpc
+        .clone();
     let bench = Command::new(STELE)
         .args(["--json", "bench", "--rpc", &follower_rpc])
-        .args(["--accounts", "20", "--transactions", "2000", "--timeout-secs", "60"])
+        .args([
+            "--accounts",
+            "20",
+            "--transactions",
+            "2000",
+            "--timeout-secs",
+            "60",
+        ])
         .env("STELE_DATA_DIR", &client_dir)
         .current_dir(repo_root())
         .output()
@@ -531,16 +622,23 @@ fn three_processes_survive_sigkill_of_the_leader_and_a_learner_joins_by_snapshot
     for member in &mut members {
         member.check_alive();
     }
-    let tip = runtime.block_on(eventually("every node at one height", Duration::from_secs(60), || {
-        let all = all.clone();
-        async move {
-            let mut heights = Vec::new();
-            for rpc in &all {
-                heights.push(height(rpc).await?);
+    let tip = runtime.block_on(eventually(
+        "every node at one height",
+        Duration::from_secs(60),
+        || {
+            let all = all.clone();
+            async move {
+                let mut heights = Vec::new();
+                for rpc in &all {
+                    heights.push(height(rpc).await?);
+                }
+                heights
+                    .windows(2)
+                    .all(|pair| pair[0] == pair[1])
+                    .then(|| heights[0])
             }
-            heights.windows(2).all(|pair| pair[0] == pair[1]).then(|| heights[0])
-        }
-    }));
+        },
+    ));
     runtime.block_on(async {
         let clients: Vec<HttpClient> = members.iter().map(Member::client).collect();
         // Node 4 started from a snapshot: it holds the blocks from there on
@@ -572,7 +670,10 @@ fn three_processes_survive_sigkill_of_the_leader_and_a_learner_joins_by_snapshot
             by_height.insert(height, first.transactions);
         }
         let learner_from = first_held[3].expect("the learner holds the latest blocks");
-        assert!(learner_from > 1, "the learner replayed the whole log instead of a snapshot");
+        assert!(
+            learner_from > 1,
+            "the learner replayed the whole log instead of a snapshot"
+        );
         let acked = acked.lock().unwrap().clone();
         assert!(acked.len() >= 250, "only {} acknowledged", acked.len());
         for (hash, height) in &acked {
@@ -609,8 +710,12 @@ fn new_index(members: &[Member], id: u64) -> usize {
 
 /// Waits until the node at `rpc` sees these voters and learners.
 fn membership(runtime: &tokio::runtime::Runtime, rpc: &str, members: &[u64], learners: &[u64]) {
-    runtime.block_on(eventually("a membership change", Duration::from_secs(30), || async {
-        let status = status(rpc).await?;
-        (status.members == members && status.learners == learners).then_some(())
-    }));
+    runtime.block_on(eventually(
+        "a membership change",
+        Duration::from_secs(30),
+        || async {
+            let status = status(rpc).await?;
+            (status.members == members && status.learners == learners).then_some(())
+        },
+    ));
 }

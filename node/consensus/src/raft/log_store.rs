@@ -15,8 +15,10 @@ use std::sync::Arc;
 
 use borsh::BorshDeserialize;
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
-use openraft::{StorageIOError, RaftLogId};
-use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
+use openraft::{RaftLogId, StorageIOError};
+use rocksdb::{
+    ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions,
+};
 
 use super::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 use super::wire::{LOG_ID_BYTES, WireEntry, WireLogId, WireVote};
@@ -78,7 +80,11 @@ impl RaftDb {
     }
 
     /// Writes `meta` values in one batch, synced when `sync`.
-    pub(crate) fn put_meta(&self, entries: &[(&[u8], Vec<u8>)], sync: bool) -> Result<(), StorageError> {
+    pub(crate) fn put_meta(
+        &self,
+        entries: &[(&[u8], Vec<u8>)],
+        sync: bool,
+    ) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
         for (key, value) in entries {
             batch.put_cf(self.cf(CF_META), key, value);
@@ -131,8 +137,9 @@ impl RaftDb {
             if end.is_some_and(|end| index >= end) {
                 break;
             }
-            let wire = WireEntry::try_from_slice(&value)
-                .map_err(|error| read_error(format!("log entry {index} does not decode: {error}")))?;
+            let wire = WireEntry::try_from_slice(&value).map_err(|error| {
+                read_error(format!("log entry {index} does not decode: {error}"))
+            })?;
             entries.push(wire.into());
         }
         Ok(entries)
@@ -227,7 +234,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(committed.flatten().map(Into::into))
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,

@@ -139,8 +139,14 @@ impl RaftConfig {
         if !self.listed.contains(&self.node_id) {
             return Err(format!("node {} is not listed in genesis", self.node_id));
         }
-        if let Some(stranger) = self.initial_members.keys().find(|id| !self.listed.contains(id)) {
-            return Err(format!("initial member {stranger} is not listed in genesis"));
+        if let Some(stranger) = self
+            .initial_members
+            .keys()
+            .find(|id| !self.listed.contains(id))
+        {
+            return Err(format!(
+                "initial member {stranger} is not listed in genesis"
+            ));
         }
         if self.block_bytes_max == 0 || self.block_bytes_max > BLOCK_BYTES_MAX_IN_FRAME {
             return Err(format!(
@@ -237,7 +243,8 @@ impl RaftEngine {
         std::fs::create_dir_all(&config.dir)
             .map_err(|error| format!("cannot create {}: {error}", config.dir.display()))?;
         let db = RaftDb::open(&config.dir.join("log"))?;
-        let state_machine = StateMachine::open(app.clone(), db.clone(), config.dir.join("snapshots"))?;
+        let state_machine =
+            StateMachine::open(app.clone(), db.clone(), config.dir.join("snapshots"))?;
         let raft_config = openraft::Config {
             cluster_name: "stele".into(),
             heartbeat_interval: config.heartbeat_interval.as_millis() as u64,
@@ -316,7 +323,12 @@ impl RaftEngine {
     pub async fn shutdown(&self) {
         let _ = self.inner.stop.send(true);
         let _ = self.inner.raft.shutdown().await;
-        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|poison| poison.into_inner()));
+        let tasks = std::mem::take(
+            &mut *self
+                .tasks
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner()),
+        );
         for task in tasks {
             let _ = task.await;
         }
@@ -428,7 +440,10 @@ impl Inner {
                         .map(|_| ())
                 } else if is_learner {
                     self.raft
-                        .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([node_id])), false)
+                        .change_membership(
+                            ChangeMembers::RemoveNodes(BTreeSet::from([node_id])),
+                            false,
+                        )
                         .await
                         .map(|_| ())
                 } else {
@@ -682,9 +697,10 @@ async fn propose_loop(inner: Arc<Inner>) {
             continue;
         }
         last_proposal = Some(Instant::now());
-        let proposal = inner
-            .app
-            .propose(inner.config.block_transactions_max, inner.config.block_bytes_max);
+        let proposal = inner.app.propose(
+            inner.config.block_transactions_max,
+            inner.config.block_bytes_max,
+        );
         if proposal.transactions.is_empty() && !inner.config.empty_blocks {
             continue;
         }
@@ -762,20 +778,30 @@ async fn forward_loop(inner: Arc<Inner>, mut queue: mpsc::Receiver<Forwarded>) {
         }
         let Some((leader, addr)) = inner.remote_leader() else {
             for forwarded in waiting {
-                let _ = forwarded.reply.send(Err(no_leader("an election is under way")));
+                let _ = forwarded
+                    .reply
+                    .send(Err(no_leader("an election is under way")));
             }
             continue;
         };
-        let (transactions, replies): (Vec<_>, Vec<_>) =
-            waiting.into_iter().map(|forwarded| (forwarded.tx, forwarded.reply)).unzip();
+        let (transactions, replies): (Vec<_>, Vec<_>) = waiting
+            .into_iter()
+            .map(|forwarded| (forwarded.tx, forwarded.reply))
+            .unzip();
         let answer = inner
             .transport
-            .call(leader, &addr, PeerRequest::Submit { transactions }, inner.rpc_timeout())
+            .call(
+                leader,
+                &addr,
+                PeerRequest::Submit { transactions },
+                inner.rpc_timeout(),
+            )
             .await;
         match answer {
             Ok(PeerResponse::Submit(results)) if results.len() == replies.len() => {
                 for (reply, result) in replies.into_iter().zip(results) {
-                    let _ = reply.send(result.map_err(|(code, message)| SubmitError { code, message }));
+                    let _ =
+                        reply.send(result.map_err(|(code, message)| SubmitError { code, message }));
                 }
             }
             Ok(other) => {
@@ -807,7 +833,9 @@ async fn pump_loop(inner: Arc<Inner>) {
         let Some((leader, addr)) = inner.remote_leader() else {
             continue;
         };
-        let proposal = inner.app.propose(FORWARD_BATCH_MAX, inner.config.block_bytes_max);
+        let proposal = inner
+            .app
+            .propose(FORWARD_BATCH_MAX, inner.config.block_bytes_max);
         if proposal.transactions.is_empty() {
             continue;
         }
@@ -841,13 +869,16 @@ impl Ordering for RaftEngine {
                     .map_err(|error| no_leader(error))?;
             }
             let (reply, answer) = oneshot::channel();
-            inner.forward.try_send(Forwarded { tx, reply }).map_err(|_| SubmitError {
-                code: codes::NO_LEADER,
-                message: format!(
-                    "{FORWARD_QUEUE_MAX} transactions wait to be forwarded to the leader, \
+            inner
+                .forward
+                .try_send(Forwarded { tx, reply })
+                .map_err(|_| SubmitError {
+                    code: codes::NO_LEADER,
+                    message: format!(
+                        "{FORWARD_QUEUE_MAX} transactions wait to be forwarded to the leader, \
                      the most allowed; retry shortly"
-                ),
-            })?;
+                    ),
+                })?;
             answer
                 .await
                 .map_err(|_| no_leader("the node is stopping"))?

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{
-    Fatal, NetworkError, PayloadTooLarge, RPCError, RaftError, ReplicationClosed,
-    StreamingError, Unreachable,
+    Fatal, NetworkError, PayloadTooLarge, RPCError, RaftError, ReplicationClosed, StreamingError,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -181,10 +181,8 @@ impl RaftNetwork<TypeConfig> for Network {
         &mut self,
         _rpc: InstallSnapshotRequest<TypeConfig>,
         _option: RPCOption,
-    ) -> Result<
-        InstallSnapshotResponse<NodeId>,
-        RpcError<openraft::error::InstallSnapshotError>,
-    > {
+    ) -> Result<InstallSnapshotResponse<NodeId>, RpcError<openraft::error::InstallSnapshotError>>
+    {
         // With whole-file snapshots openraft sends them through
         // `full_snapshot`; the chunked form of this method is unused.
         Err(RPCError::Network(NetworkError::new(&PeerFailure(
@@ -228,7 +226,8 @@ impl RaftNetwork<TypeConfig> for Network {
     ) -> Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig, Fatal<NodeId>>> {
         let unreachable =
             |reason: String| StreamingError::Unreachable(Unreachable::new(&PeerFailure(reason)));
-        let network = |reason: String| StreamingError::Network(NetworkError::new(&PeerFailure(reason)));
+        let network =
+            |reason: String| StreamingError::Network(NetworkError::new(&PeerFailure(reason)));
         let path = snapshot.snapshot.path.clone();
         let mut file = std::fs::File::open(&path)
             .map_err(|error| network(format!("{}: {error}", path.display())))?;

@@ -152,7 +152,11 @@ impl StateMachine {
         std::fs::create_dir_all(&snapshots)
             .map_err(|error| format!("cannot create {}: {error}", snapshots.display()))?;
         // Temporary files of builds and transfers a crash interrupted.
-        for entry in std::fs::read_dir(&snapshots).into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir(&snapshots)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             if entry.path().extension().is_some_and(|ext| ext == "tmp") {
                 let _ = std::fs::remove_file(entry.path());
             }
@@ -170,13 +174,13 @@ impl StateMachine {
         };
         // The chain's mark says which block it executed last: it may be
         // ahead of `meta` (the crash came before `meta` was written).
-        let marked = match app.executed_mark().map_err(|halted| halted.to_string())? {
-            None => None,
-            Some(mark) => Some(
-                WireLogId::try_from_slice(&mark)
-                    .map_err(|error| format!("the chain's ordering mark is not a log id: {error}"))?,
-            ),
-        };
+        let marked =
+            match app.executed_mark().map_err(|halted| halted.to_string())? {
+                None => None,
+                Some(mark) => Some(WireLogId::try_from_slice(&mark).map_err(|error| {
+                    format!("the chain's ordering mark is not a log id: {error}")
+                })?),
+            };
         let applied = match (applied, marked) {
             (Some(applied), Some(marked)) if marked.index > applied.index => Some(marked),
             (None, marked) => marked,
@@ -193,7 +197,8 @@ impl StateMachine {
     }
 
     fn persist(&self, sync: bool) -> Result<(), StorageError> {
-        let applied = borsh::to_vec(&self.applied.as_ref().map(WireLogId::from)).map_err(sm_error)?;
+        let applied =
+            borsh::to_vec(&self.applied.as_ref().map(WireLogId::from)).map_err(sm_error)?;
         let membership =
             borsh::to_vec(&WireStoredMembership::from(&self.membership)).map_err(sm_error)?;
         self.db.put_meta(
@@ -349,7 +354,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.membership = meta.last_membership.clone();
         self.persist(true)?;
         // It becomes this node's current snapshot.
-        let name = snapshot_name(meta.last_log_id.as_ref(), self.seq.fetch_add(1, AtomicOrdering::Relaxed));
+        let name = snapshot_name(
+            meta.last_log_id.as_ref(),
+            self.seq.fetch_add(1, AtomicOrdering::Relaxed),
+        );
         let target = self.snapshots.join(name);
         if snapshot.path != target {
             std::fs::rename(&snapshot.path, &target).map_err(snapshot_error)?;

@@ -159,11 +159,17 @@ pub async fn read_frame(stream: &mut TcpStream, max: usize) -> std::io::Result<V
     // Memory grows with the bytes that arrive, not with the length a peer
     // announces.
     let mut bytes = Vec::with_capacity(len.min(64 * 1024));
-    (&mut *stream).take(len as u64).read_to_end(&mut bytes).await?;
+    (&mut *stream)
+        .take(len as u64)
+        .read_to_end(&mut bytes)
+        .await?;
     if bytes.len() != len {
         return Err(std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
-            format!("the connection closed {} bytes into a frame of {len}", bytes.len()),
+            format!(
+                "the connection closed {} bytes into a frame of {len}",
+                bytes.len()
+            ),
         ));
     }
     Ok(bytes)
@@ -171,8 +177,8 @@ pub async fn read_frame(stream: &mut TcpStream, max: usize) -> std::io::Result<V
 
 /// Writes one frame.
 pub async fn write_frame(stream: &mut TcpStream, bytes: &[u8]) -> std::io::Result<()> {
-    let len = u32::try_from(bytes.len())
-        .map_err(|_| std::io::Error::other("a frame over 4 GiB"))?;
+    let len =
+        u32::try_from(bytes.len()).map_err(|_| std::io::Error::other("a frame over 4 GiB"))?;
     stream.write_all(&len.to_be_bytes()).await?;
     stream.write_all(bytes).await?;
     stream.flush().await
@@ -314,7 +320,10 @@ impl TcpTransport {
     }
 
     fn put_idle(&self, target: NodeId, stream: TcpStream) {
-        let mut idle = self.idle.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         let streams = idle.entry(target).or_default();
         if streams.len() < IDLE_PER_PEER_MAX {
             streams.push(stream);
@@ -338,10 +347,7 @@ impl TcpTransport {
         Ok(stream)
     }
 
-    async fn exchange(
-        stream: &mut TcpStream,
-        request: &[u8],
-    ) -> std::io::Result<Vec<u8>> {
+    async fn exchange(stream: &mut TcpStream, request: &[u8]) -> std::io::Result<Vec<u8>> {
         write_frame(stream, request).await?;
         read_frame(stream, FRAME_BYTES_MAX).await
     }
@@ -387,11 +393,12 @@ impl Transport for TcpTransport {
             let (stream, answer) = tokio::time::timeout(timeout, work)
                 .await
                 .map_err(|_| TransportError::Timeout { target, timeout })??;
-            let response =
-                PeerResponse::try_from_slice(&answer).map_err(|error| TransportError::Unreachable {
+            let response = PeerResponse::try_from_slice(&answer).map_err(|error| {
+                TransportError::Unreachable {
                     target,
                     reason: format!("the answer does not decode: {error}"),
-                })?;
+                }
+            })?;
             self.put_idle(target, stream);
             Ok(response)
         })
@@ -412,7 +419,10 @@ struct PeerSlot {
 
 impl Drop for PeerSlot {
     fn drop(&mut self) {
-        let mut open = self.open.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         if let Some(count) = open.get_mut(&self.peer) {
             *count = count.saturating_sub(1);
         }
@@ -497,27 +507,29 @@ async fn accept_loop(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (keys, handler, refusals, open) =
-            (keys.clone(), handler.clone(), refusals.clone(), open.clone());
+        let (keys, handler, refusals, open) = (
+            keys.clone(),
+            handler.clone(),
+            refusals.clone(),
+            open.clone(),
+        );
         let mut stopped = stopped.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let peer = match tokio::time::timeout(
-                HANDSHAKE_TIMEOUT,
-                server_handshake(&mut stream, &keys),
-            )
-            .await
-            {
-                Ok(Ok(peer)) => peer,
-                Ok(Err(reason)) => return refuse(&refusals, from, reason),
-                Err(_) => {
-                    return refuse(
-                        &refusals,
-                        from,
-                        format!("no handshake within {HANDSHAKE_TIMEOUT:?}"),
-                    );
-                }
-            };
+            let peer =
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, server_handshake(&mut stream, &keys))
+                    .await
+                {
+                    Ok(Ok(peer)) => peer,
+                    Ok(Err(reason)) => return refuse(&refusals, from, reason),
+                    Err(_) => {
+                        return refuse(
+                            &refusals,
+                            from,
+                            format!("no handshake within {HANDSHAKE_TIMEOUT:?}"),
+                        );
+                    }
+                };
             let _peer_slot = {
                 let mut counts = open.lock().unwrap_or_else(|poison| poison.into_inner());
                 let count = counts.entry(peer).or_insert(0);
